@@ -1,0 +1,241 @@
+//! The generic registry: serves create, get, list, watch, update, patch, delete and
+//! deletecollection for any resource the spec declares, driven by the generated model.
+//!
+//! Each verb is a module; they share [`Call`], the decoded request, and the helpers here for
+//! reading bodies, translating storage errors and rendering objects in the negotiated form.
+
+mod delete;
+pub mod object;
+mod read;
+pub mod selectors;
+pub mod table;
+pub mod validation;
+mod watch;
+mod write;
+
+use crate::http::negotiate::{self, Encoding, Negotiated, Shape};
+use crate::http::{respond, wants_pretty, ApiError, Query};
+use crate::storage::{self, Storage};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use generated::{Endpoint, Target};
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Largest request body accepted, as kube-apiserver's default (3 MiB).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// The engine: shared by every route, cheap to clone.
+#[derive(Clone)]
+pub struct ApiEngine {
+    storage: Arc<dyn Storage>,
+}
+
+impl ApiEngine {
+    /// An engine over the given storage.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        ApiEngine { storage }
+    }
+}
+
+impl generated::Engine for ApiEngine {
+    async fn serve(&self, target: Target, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let call = Call {
+            engine: self.clone(),
+            endpoint: target.endpoint,
+            namespace: target.namespace,
+            name: target.name,
+            subresource: target.subresource,
+            watch_path: target.watch_path,
+            query: Query::parse(parts.uri.query()),
+            headers: parts.headers,
+            method: parts.method,
+        };
+        match call.dispatch(body).await {
+            Ok(response) => response,
+            Err(error) => error.into_response(),
+        }
+    }
+}
+
+/// One decoded request.
+pub(crate) struct Call {
+    engine: ApiEngine,
+    endpoint: &'static Endpoint,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<&'static str>,
+    watch_path: bool,
+    query: Query,
+    headers: HeaderMap,
+    method: Method,
+}
+
+impl Call {
+    async fn dispatch(self, body: Body) -> Result<Response, ApiError> {
+        let resource = self.endpoint.resource();
+        // A namespaced resource listed across namespaces has no namespace; any other
+        // collection or item of a namespaced resource has one from the path.
+        let item = self.name.is_some();
+        if self.watch_path {
+            return match self.method {
+                Method::GET => self.watch().await,
+                ref m => Err(ApiError::method_not_allowed(m.as_str())),
+            };
+        }
+        match (&self.method, item, self.subresource) {
+            (&Method::GET, true, None | Some("status")) => self.get().await,
+            (&Method::GET, false, None) if self.query.flag("watch") => self.watch().await,
+            (&Method::GET, false, None) => self.list().await,
+            (&Method::POST, false, None) if self.namespace.is_some() || !resource.namespaced() => self.create(body).await,
+            (&Method::PUT, true, None | Some("status")) => self.update(body).await,
+            (&Method::PATCH, true, None | Some("status")) => self.patch(body).await,
+            (&Method::DELETE, true, None) => self.delete(body).await,
+            (&Method::DELETE, false, None) if self.namespace.is_some() || !resource.namespaced() => self.delete_collection(body).await,
+            (&Method::PUT | &Method::PATCH, false, _) => Err(ApiError::bad_request("name must be provided")),
+            (&Method::GET | &Method::PUT | &Method::PATCH, true, Some("scale")) => Err(ApiError::new(
+                501,
+                "NotImplemented",
+                "the scale subresource is not implemented yet",
+            )),
+            (m, _, _) => Err(ApiError::method_not_allowed(m.as_str())),
+        }
+    }
+
+    fn group(&self) -> &'static str {
+        &self.endpoint.resource().group
+    }
+
+    fn plural(&self) -> &'static str {
+        &self.endpoint.resource().names.plural
+    }
+
+    fn kind(&self) -> &'static str {
+        &self.endpoint.resource().names.kind
+    }
+
+    fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    fn key(&self, name: &str) -> String {
+        object::object_key(self.group(), self.plural(), self.namespace(), name)
+    }
+
+    fn storage(&self) -> &dyn Storage {
+        self.engine.storage.as_ref()
+    }
+
+    /// The response form the client asked for, or 406.
+    fn negotiated(&self) -> Result<Negotiated, ApiError> {
+        let accept = self.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
+        negotiate::negotiate_object(accept).ok_or_else(|| ApiError::not_acceptable(negotiate::OBJECT_MEDIA_TYPES))
+    }
+
+    fn pretty(&self) -> bool {
+        wants_pretty(&self.query, &self.headers)
+    }
+
+    /// Storage failures as API errors about the object `name`.
+    fn storage_error(&self, error: storage::Error, name: &str) -> ApiError {
+        match error {
+            storage::Error::NotFound => ApiError::not_found(self.group(), self.plural(), name),
+            storage::Error::AlreadyExists => ApiError::already_exists(self.group(), self.plural(), name),
+            storage::Error::Conflict { .. } => ApiError::stale(self.group(), self.plural(), name),
+            storage::Error::Compacted { oldest } => ApiError::expired(format!("too old resource version: (oldest available {oldest})")),
+            storage::Error::FutureRevision { current } => ApiError::new(504, "Timeout", format!("Too large resource version: requested is newer than current {current}")),
+            storage::Error::Unavailable(why) => ApiError::unavailable(format!("storage is unavailable: {why}")),
+        }
+    }
+
+    /// The object as stored, plus its resourceVersion, as the served version.
+    fn decode_stored(&self, kv: &storage::KeyValue) -> Result<Value, ApiError> {
+        let mut object: Value = serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(format!("corrupt object at {}: {e}", kv.key)))?;
+        object::set_resource_version(&mut object, kv.mod_revision);
+        self.to_served_version(&mut object);
+        Ok(object)
+    }
+
+    /// Conversion strategy `None`: only `apiVersion` changes between versions.
+    fn to_served_version(&self, object: &mut Value) {
+        if let Some(map) = object.as_object_mut() {
+            map.insert("apiVersion".into(), Value::String(self.endpoint.api_version()));
+        }
+    }
+
+    /// Renders one object in the negotiated form.
+    fn render_object(&self, status: StatusCode, object: &Value, negotiated: Negotiated) -> Result<Response, ApiError> {
+        let body = match negotiated.shape {
+            Shape::Object => object.clone(),
+            Shape::Table { beta } => {
+                let include = table::IncludeObject::parse(self.query.get("includeObject")).map_err(ApiError::bad_request)?;
+                let rv = object::meta_str(object, "resourceVersion").unwrap_or_default();
+                let row = table::row(self.endpoint, object, include, chrono::Utc::now());
+                table::table(self.endpoint, vec![row], serde_json::json!({"resourceVersion": rv}), beta)
+            }
+            Shape::Metadata { beta } => table::partial_object_metadata(object, beta),
+        };
+        Ok(respond(status, &body, negotiated.encoding, self.pretty()))
+    }
+
+    /// Parses `dryRun`: only `All` is valid.
+    fn dry_run(&self, from_body: Option<&Value>) -> Result<bool, ApiError> {
+        let mut values: Vec<String> = self.query.0.iter().filter(|(k, _)| k == "dryRun").map(|(_, v)| v.clone()).collect();
+        if let Some(Value::Array(items)) = from_body.and_then(|b| b.get("dryRun")) {
+            values.extend(items.iter().filter_map(|v| v.as_str().map(str::to_string)));
+        }
+        for v in &values {
+            if v != "All" {
+                return Err(ApiError::bad_request(format!("Invalid dryRun value: {v:?}: supported values: \"All\"")));
+            }
+        }
+        Ok(!values.is_empty())
+    }
+}
+
+/// Reads a request body up to [`MAX_BODY_BYTES`].
+pub(crate) async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) || e.to_string().contains("length limit");
+        if too_large {
+            ApiError::too_large(MAX_BODY_BYTES)
+        } else {
+            ApiError::bad_request(format!("unable to read the request body: {e}"))
+        }
+    })
+}
+
+/// Encoding of a request body from its Content-Type.
+pub(crate) fn body_encoding(headers: &HeaderMap) -> Option<Encoding> {
+    match negotiate::content_type_essence(headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())).as_str() {
+        "" | "application/json" => Some(Encoding::Json),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => Some(Encoding::Yaml),
+        _ => None,
+    }
+}
+
+/// Decodes a JSON or YAML body into a value; `what` names the expected kind in errors.
+pub(crate) fn decode_body(bytes: &[u8], encoding: Encoding, what: &str) -> Result<Value, ApiError> {
+    let parsed: Result<Value, String> = match encoding {
+        Encoding::Json => serde_json::from_slice(bytes).map_err(|e| {
+            if e.is_eof() {
+                "unexpected end of JSON input".to_string()
+            } else {
+                e.to_string()
+            }
+        }),
+        Encoding::Yaml => serde_yaml_ng::from_slice(bytes).map_err(|e| e.to_string()),
+    };
+    match parsed {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let text = String::from_utf8_lossy(bytes);
+            let shown: String = text.chars().take(256).collect();
+            let kind = if matches!(encoding, Encoding::Json) { "json" } else { "yaml" };
+            Err(ApiError::bad_request(format!("the object provided is unrecognized (must be of type {what}): couldn't get version/kind; {kind} parse error: {e} ({shown})")))
+        }
+    }
+}

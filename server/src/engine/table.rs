@@ -1,0 +1,203 @@
+//! `meta.k8s.io/v1` Table output, built from the generated printer-column cells, the way
+//! kube-apiserver prints custom resources.
+
+use generated::Endpoint;
+use serde_json::{json, Map, Value};
+
+/// The description kube-apiserver gives the Name column.
+const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+
+/// What each row carries besides its cells (`includeObject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncludeObject {
+    /// No object.
+    None,
+    /// `PartialObjectMetadata` (the default).
+    Metadata,
+    /// The full object.
+    Object,
+}
+
+impl IncludeObject {
+    /// Parses the `includeObject` query parameter.
+    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+        match value {
+            None | Some("") | Some("Metadata") => Ok(IncludeObject::Metadata),
+            Some("None") => Ok(IncludeObject::None),
+            Some("Object") => Ok(IncludeObject::Object),
+            Some(other) => Err(format!("includeObject: Unsupported value: {other:?}: supported values: \"Metadata\", \"None\", \"Object\"")),
+        }
+    }
+}
+
+/// The column definitions: Name, then the spec's columns (or Age when it declares none).
+pub fn column_definitions(endpoint: &Endpoint) -> Vec<Value> {
+    let mut columns = vec![json!({"name": "Name", "type": "string", "format": "name", "description": NAME_DESCRIPTION, "priority": 0})];
+    let printer_columns = &endpoint.version().printer_columns;
+    if printer_columns.is_empty() {
+        columns.push(json!({"name": "Age", "type": "date", "format": "", "description": "Custom resource definition column (in JSONPath format): .metadata.creationTimestamp", "priority": 0}));
+    }
+    for c in printer_columns {
+        let description = if c.description.is_empty() { format!("Custom resource definition column (in JSONPath format): {}", c.json_path) } else { c.description.clone() };
+        columns.push(json!({"name": c.name, "type": c.column_type, "format": c.format, "description": description, "priority": c.priority}));
+    }
+    columns
+}
+
+/// One row for an object.
+pub fn row(endpoint: &Endpoint, object: &Value, include: IncludeObject, now: chrono::DateTime<chrono::Utc>) -> Value {
+    let name = object.get("metadata").and_then(|m| m.get("name")).cloned().unwrap_or(Value::Null);
+    let mut cells = vec![name];
+    let printer_columns = &endpoint.version().printer_columns;
+    if printer_columns.is_empty() {
+        let created = object.get("metadata").and_then(|m| m.get("creationTimestamp")).cloned().unwrap_or(Value::Null);
+        cells.push(age_cell(&created, now));
+    }
+    for (column, value) in printer_columns.iter().zip((endpoint.table_cells)(object)) {
+        cells.push(match column.column_type.as_str() {
+            "date" => age_cell(&value, now),
+            "integer" | "number" | "boolean" => value,
+            // kube prints non-scalar values of string columns as their JSON text.
+            _ => match value {
+                Value::Object(_) | Value::Array(_) => Value::String(value.to_string()),
+                other => other,
+            },
+        });
+    }
+    let mut row = Map::new();
+    row.insert("cells".into(), Value::Array(cells));
+    match include {
+        IncludeObject::None => {}
+        IncludeObject::Metadata => {
+            row.insert("object".into(), partial_object_metadata(object, false));
+        }
+        IncludeObject::Object => {
+            row.insert("object".into(), object.clone());
+        }
+    }
+    Value::Object(row)
+}
+
+/// A Table of the given rows.
+pub fn table(endpoint: &Endpoint, rows: Vec<Value>, list_meta: Value, beta: bool) -> Value {
+    let api_version = if beta { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" };
+    json!({"kind": "Table", "apiVersion": api_version, "metadata": list_meta, "columnDefinitions": column_definitions(endpoint), "rows": rows})
+}
+
+/// Fields of ObjectMeta in Go's struct order, which kube-apiserver uses when it writes typed
+/// metadata (PartialObjectMetadata), unlike the sorted keys of the custom resource itself.
+const META_ORDER: &[&str] = &[
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
+    "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers", "managedFields",
+];
+
+/// Fields of a managedFields entry in Go's struct order.
+const MANAGED_FIELDS_ORDER: &[&str] = &["manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1", "subresource"];
+
+fn reorder(map: &Map<String, Value>, order: &[&str]) -> Map<String, Value> {
+    let mut out = Map::new();
+    for key in order {
+        if let Some(v) = map.get(*key) {
+            out.insert((*key).to_string(), v.clone());
+        }
+    }
+    out
+}
+
+/// `PartialObjectMetadata` of an object.
+pub fn partial_object_metadata(object: &Value, beta: bool) -> Value {
+    let meta = object.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut meta = reorder(&meta, META_ORDER);
+    if let Some(Value::Array(entries)) = meta.get_mut("managedFields") {
+        for e in entries.iter_mut() {
+            if let Value::Object(m) = e {
+                *m = reorder(m, MANAGED_FIELDS_ORDER);
+            }
+        }
+    }
+    let api_version = if beta { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" };
+    json!({"kind": "PartialObjectMetadata", "apiVersion": api_version, "metadata": meta})
+}
+
+fn age_cell(value: &Value, now: chrono::DateTime<chrono::Utc>) -> Value {
+    match value.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) {
+        Some(t) => Value::String(human_duration(now.signed_duration_since(t.with_timezone(&chrono::Utc)))),
+        None => Value::String("<unknown>".into()),
+    }
+}
+
+/// A short human duration, as kubectl and kube-apiserver print ages (`5s`, `3m20s`, `2d5h`).
+pub fn human_duration(d: chrono::TimeDelta) -> String {
+    let seconds = d.num_seconds();
+    if seconds < -1 {
+        return "<invalid>".into();
+    }
+    if seconds < 0 {
+        return "0s".into();
+    }
+    if seconds < 60 * 2 {
+        return format!("{seconds}s");
+    }
+    let minutes = seconds / 60;
+    if minutes < 10 {
+        let s = seconds % 60;
+        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+    }
+    if minutes < 60 * 3 {
+        return format!("{minutes}m");
+    }
+    let hours = minutes / 60;
+    if hours < 8 {
+        let m = minutes % 60;
+        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+    }
+    if hours < 48 {
+        return format!("{hours}h");
+    }
+    if hours < 24 * 8 {
+        let h = hours % 24;
+        return if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) };
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{}d", hours / 24);
+    }
+    if hours < 24 * 365 * 8 {
+        let days = (hours / 24) % 365;
+        return if days == 0 { format!("{}y", hours / 24 / 365) } else { format!("{}y{days}d", hours / 24 / 365) };
+    }
+    format!("{}y", hours / 24 / 365)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    #[test]
+    fn durations_like_kubectl() {
+        let cases = [
+            (0, "0s"),
+            (1, "1s"),
+            (119, "119s"),
+            (120, "2m"),
+            (150, "2m30s"),
+            (600, "10m"),
+            (179 * 60, "179m"),
+            (3 * 3600, "3h"),
+            (3 * 3600 + 120, "3h2m"),
+            (8 * 3600, "8h"),
+            (47 * 3600, "47h"),
+            (48 * 3600, "2d"),
+            (49 * 3600, "2d1h"),
+            (8 * 86400, "8d"),
+            (730 * 86400, "2y"),
+            (731 * 86400, "2y1d"),
+            (8 * 365 * 86400, "8y"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human_duration(TimeDelta::seconds(secs)), want, "{secs}s");
+        }
+        assert_eq!(human_duration(TimeDelta::seconds(-1)), "0s");
+        assert_eq!(human_duration(TimeDelta::seconds(-5)), "<invalid>");
+    }
+}
