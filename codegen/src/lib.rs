@@ -97,22 +97,19 @@ pub struct Artifacts {
 }
 
 impl Artifacts {
-    /// The JSON and text documents (everything but Rust sources and binary encodings), which
-    /// the `generated` crate keeps a readable copy of.
+    /// The JSON documents (everything but Rust sources, the model and binary encodings).
     pub fn documents(&self) -> impl Iterator<Item = (&String, &Vec<u8>)> {
-        self.files.iter().filter(|(name, _)| name.ends_with(".json"))
+        self.files.iter().filter(|(name, _)| name.ends_with(".json") && *name != "model.json")
     }
 }
 
 /// Runs every generator on the model. `spec_name` appears in the `@generated` header.
 pub fn generate_all(model: &apimodel::Model, spec_name: &str) -> Artifacts {
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let json = |v: &serde_json::Value| {
-        let mut bytes = serde_json::to_vec_pretty(v).expect("JSON values always serialize");
-        bytes.push(b'\n');
-        bytes
-    };
-    files.insert("model.json".into(), json(&serde_json::to_value(model).expect("the model serializes")));
+    // Documents are emitted as the server sends them: compact, escaped as Go's encoding/json
+    // does, so hashes and ETags match what clients receive.
+    let json = |v: &serde_json::Value| generate::openapi_common::to_json_bytes(v);
+    files.insert("model.json".into(), serde_json::to_vec(model).expect("the model serializes"));
 
     let d = generate::discovery::discovery(model);
     files.insert("discovery/apis.json".into(), json(&d.group_list));

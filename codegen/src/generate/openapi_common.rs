@@ -322,51 +322,30 @@ impl<'a> Served<'a> {
         let mut routes: Vec<(String, Operation)> = Vec::new();
         let mut root = format!("/apis/{group}/{version}/{plural}");
         if r.namespaced() {
-            let op = self.route(&root, "", Method::Get, "list", "list", Payload::List, Some("ForAllNamespaces"));
-            routes.push(op);
+            // The collection's list route, across namespaces.
+            routes.push(self.route(&root, &MAIN_ROUTES[0], Some("ForAllNamespaces")));
             root = format!("/apis/{group}/{version}/namespaces/{{namespace}}/{plural}");
         }
-        routes.push(self.route(&root, "", Method::Get, "list", "list", Payload::List, None));
-        routes.push(self.route(&root, "", Method::Post, "post", "create", Payload::Kind, None));
-        routes.push(self.route(&root, "", Method::Delete, "deletecollection", "deletecollection", Payload::Status, None));
-        routes.push(self.route(&root, "/{name}", Method::Get, "get", "read", Payload::Kind, None));
-        routes.push(self.route(&root, "/{name}", Method::Put, "put", "replace", Payload::Kind, None));
-        routes.push(self.route(&root, "/{name}", Method::Delete, "delete", "delete", Payload::Status, None));
-        routes.push(self.route(&root, "/{name}", Method::Patch, "patch", "patch", Payload::Kind, None));
+        let mut table = MAIN_ROUTES.to_vec();
         if self.version.subresources.status {
-            for (method, action, verb) in [(Method::Get, "get", "read"), (Method::Put, "put", "replace"), (Method::Patch, "patch", "patch")]
-            {
-                routes.push(self.route(&root, "/{name}/status", method, action, verb, Payload::Kind, None));
-            }
+            table.extend(subresource_routes("/{name}/status", Payload::Kind));
         }
         if self.version.subresources.scale.is_some() {
-            for (method, action, verb) in [(Method::Get, "get", "read"), (Method::Put, "put", "replace"), (Method::Patch, "patch", "patch")]
-            {
-                routes.push(self.route(&root, "/{name}/scale", method, action, verb, Payload::Scale, None));
-            }
+            table.extend(subresource_routes("/{name}/scale", Payload::Scale));
         }
+        routes.extend(table.iter().map(|route| self.route(&root, route, None)));
         group_routes(routes)
     }
 
-    /// One route, as `buildRoute` declares it. `operation_verb` is the verb of the operation
-    /// name and description; `action` is `x-kubernetes-action`; `sample` is what the route
-    /// returns (and reads, for PUT/POST).
-    #[allow(clippy::too_many_arguments)] // mirrors buildRoute's signature one to one
-    fn route(
-        &self,
-        root: &str,
-        sub: &str,
-        method: Method,
-        action: &'static str,
-        operation_verb: &str,
-        sample: Payload,
-        op_override: Option<&str>,
-    ) -> (String, Operation) {
+    /// One operation, as `buildRoute` declares it; `operation_suffix` replaces the part of the
+    /// operation name after the kind (`ForAllNamespaces`).
+    fn route(&self, root: &str, route: &Route, operation_suffix: Option<&str>) -> (String, Operation) {
+        let Route { sub, method, action, verb: operation_verb, sample } = *route;
         let kind = &self.resource.names.kind;
         let subresource = sub.strip_prefix("/{name}/").unwrap_or("");
         let namespaced = if self.resource.namespaced() { "Namespaced" } else { "" };
         // The operation name without its verb; `Title`-cased subresource as Go's strings.Title.
-        let rest = match op_override {
+        let rest = match operation_suffix {
             Some(suffix) => format!("{kind}{suffix}"),
             None => format!("{namespaced}{kind}{}", capitalize(subresource)),
         };
@@ -434,6 +413,38 @@ impl<'a> Served<'a> {
             _ => format!("{verb}{sub}{article}{kind}"),
         }
     }
+}
+
+/// One route of the CRD builder: where it hangs under the collection, its HTTP method, its
+/// `x-kubernetes-action`, the verb its operation name and description start with, and what it
+/// returns (and reads, for PUT and POST).
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    sub: &'static str,
+    method: Method,
+    action: &'static str,
+    verb: &'static str,
+    sample: Payload,
+}
+
+/// The routes of every resource, in the builder's order.
+const MAIN_ROUTES: [Route; 7] = [
+    Route { sub: "", method: Method::Get, action: "list", verb: "list", sample: Payload::List },
+    Route { sub: "", method: Method::Post, action: "post", verb: "create", sample: Payload::Kind },
+    Route { sub: "", method: Method::Delete, action: "deletecollection", verb: "deletecollection", sample: Payload::Status },
+    Route { sub: "/{name}", method: Method::Get, action: "get", verb: "read", sample: Payload::Kind },
+    Route { sub: "/{name}", method: Method::Put, action: "put", verb: "replace", sample: Payload::Kind },
+    Route { sub: "/{name}", method: Method::Delete, action: "delete", verb: "delete", sample: Payload::Status },
+    Route { sub: "/{name}", method: Method::Patch, action: "patch", verb: "patch", sample: Payload::Kind },
+];
+
+/// The routes of a `/status` or `/scale` subresource.
+fn subresource_routes(sub: &'static str, sample: Payload) -> [Route; 3] {
+    [
+        Route { sub, method: Method::Get, action: "get", verb: "read", sample },
+        Route { sub, method: Method::Put, action: "put", verb: "replace", sample },
+        Route { sub, method: Method::Patch, action: "patch", verb: "patch", sample },
+    ]
 }
 
 fn capitalize(s: &str) -> String {
@@ -886,26 +897,15 @@ fn selectable_fields(version: &Version) -> Value {
 pub fn kind_definition(served: Served<'_>, dialect: Dialect) -> Value {
     let Gvk { group, version, kind } = served.gvk();
     let schema = &served.version.schema;
-    let root_preserves_unknown = match &schema.kind {
-        SchemaKind::Object { preserve_unknown_fields, .. } => *preserve_unknown_fields,
-        SchemaKind::Any { .. } => true,
-        SchemaKind::Array { .. }
-        | SchemaKind::String
-        | SchemaKind::Integer
-        | SchemaKind::Number
-        | SchemaKind::Boolean
-        | SchemaKind::IntOrString => false,
-    };
-    let mut node = if dialect == Dialect::V2 && root_preserves_unknown {
-        // kubectl would wrongly treat listed properties as the only ones allowed.
-        Node { ty: Some("object"), ..Node::default() }
+    let mut node = translate(schema, dialect);
+    if dialect == Dialect::V2 && node.extensions.contains_key("x-kubernetes-preserve-unknown-fields") {
+        // Listed properties would make kubectl's v2 validation reject every other field.
+        node = Node { ty: Some("object"), ..Node::default() };
     } else {
-        let mut node = translate(schema, dialect);
         node.property("metadata", described_ref(OBJECT_METADATA_DESCRIPTION, OBJECT_META, dialect));
         node.property("apiVersion", type_meta_property(API_VERSION_DESCRIPTION));
         node.property("kind", type_meta_property(KIND_DESCRIPTION));
-        node
-    };
+    }
     node.extensions.insert("x-kubernetes-group-version-kind", definition_gvk(group, version, kind));
     node.extensions.insert("x-kubernetes-selectable-fields", selectable_fields(served.version));
     node.into_json(dialect)
@@ -942,7 +942,9 @@ pub fn list_definition(served: Served<'_>, dialect: Dialect) -> Value {
 
 /// The definitions of a document: the kinds and list kinds of `served`, plus every built-in
 /// definition (ObjectMeta, Status, Scale, …) reachable from them or from `paths`, sorted by
-/// name. The built-ins are copied from kube-apiserver 1.32's own documents (`openapi_data/`).
+/// name. The built-ins are copied from kube-apiserver 1.32's own documents (`openapi_data/`);
+/// the v3 form of `autoscaling/v1` Scale, absent from the captured v3 document (Foo has no
+/// `/scale`), is its v2 text with the defaults openapi-gen adds in v3 and `$ref`s wrapped.
 pub fn definitions(served: &[Served<'_>], paths: &Value, dialect: Dialect) -> Map<String, Value> {
     static V2: LazyLock<Map<String, Value>> = LazyLock::new(|| {
         serde_json::from_str(include_str!("openapi_data/builtin-definitions-v2.json")).expect("builtin-definitions-v2.json is valid")
@@ -1273,6 +1275,21 @@ pub(crate) mod tests {
             spec["properties"]["template"]["properties"]["metadata"]["$ref"],
             "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
         );
+    }
+
+    #[test]
+    fn a_root_that_preserves_unknown_fields_is_published_bare_in_v2() {
+        let mut model = foo_model();
+        if let SchemaKind::Object { preserve_unknown_fields, .. } = &mut model.resources[0].versions[0].schema.kind {
+            *preserve_unknown_fields = true;
+        }
+        let served = served(&model, None);
+        let v2 = kind_definition(served[0], Dialect::V2);
+        let gvk = json!([{"group": "hello.zeng.dev", "kind": "Foo", "version": "v1"}]);
+        assert_eq!(v2, json!({"type": "object", "x-kubernetes-group-version-kind": gvk, "x-kubernetes-selectable-fields": []}));
+        let v3 = kind_definition(served[0], Dialect::V3);
+        assert_eq!(v3["x-kubernetes-preserve-unknown-fields"], true);
+        assert!(v3["properties"]["metadata"].is_object());
     }
 
     #[test]

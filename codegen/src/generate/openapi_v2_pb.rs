@@ -9,7 +9,7 @@
 //! protobuf writes fields; maps become repeated `Named*` messages in document order, and
 //! one-ofs are chosen the way gnostic's parser resolves them. Values gnostic keeps as text —
 //! vendor extensions (`x-…`), `default`, `enum` and `example` — are `Any { yaml }` holding the
-//! value as `gopkg.in/yaml.v3` writes it, which the [`yaml`] module reproduces.
+//! value as `gopkg.in/yaml.v3` writes it, which the private `yaml` module reproduces.
 //!
 //! Encoding kube-apiserver 1.32's whole JSON document gives exactly its protobuf response (see
 //! the test).

@@ -173,7 +173,7 @@ impl Call {
             Shape::Table { beta } => {
                 let include = table::IncludeObject::parse(self.query.get("includeObject")).map_err(ApiError::bad_request)?;
                 let rv = object::meta_str(object, "resourceVersion").unwrap_or_default();
-                let row = table::row(self.endpoint, object, include, chrono::Utc::now());
+                let row = table::row(self.endpoint, object, include, beta, chrono::Utc::now());
                 table::table(self.endpoint, vec![row], serde_json::json!({"resourceVersion": rv}), beta)
             }
             Shape::Metadata { beta } => table::partial_object_metadata(object, beta),

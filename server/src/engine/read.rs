@@ -164,7 +164,7 @@ impl Call {
             Shape::Table { beta } => {
                 let include = IncludeObject::parse(self.query.get("includeObject")).map_err(ApiError::bad_request)?;
                 let now = chrono::Utc::now();
-                let rows = page.items.iter().map(|o| table::row(self.endpoint, o, include, now)).collect();
+                let rows = page.items.iter().map(|o| table::row(self.endpoint, o, include, beta, now)).collect();
                 table::table(self.endpoint, rows, typed_list_meta(&page), beta)
             }
             Shape::Metadata { beta } => {

@@ -45,7 +45,7 @@ pub fn column_definitions(endpoint: &Endpoint) -> Vec<Value> {
 }
 
 /// One row for an object.
-pub fn row(endpoint: &Endpoint, object: &Value, include: IncludeObject, now: chrono::DateTime<chrono::Utc>) -> Value {
+pub fn row(endpoint: &Endpoint, object: &Value, include: IncludeObject, beta: bool, now: chrono::DateTime<chrono::Utc>) -> Value {
     let name = object.get("metadata").and_then(|m| m.get("name")).cloned().unwrap_or(Value::Null);
     let mut cells = vec![name];
     let printer_columns = &endpoint.version().printer_columns;
@@ -69,7 +69,7 @@ pub fn row(endpoint: &Endpoint, object: &Value, include: IncludeObject, now: chr
     match include {
         IncludeObject::None => {}
         IncludeObject::Metadata => {
-            row.insert("object".into(), partial_object_metadata(object, false));
+            row.insert("object".into(), partial_object_metadata(object, beta));
         }
         IncludeObject::Object => {
             row.insert("object".into(), object.clone());

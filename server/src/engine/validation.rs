@@ -32,6 +32,7 @@ pub fn prune_and_validate(object: &mut Value, schema: &Schema) -> Outcome {
         }
     }
     walk(object, schema, "", true, &mut outcome);
+    outcome.unknown.sort();
     outcome
 }
 
@@ -374,7 +375,7 @@ mod tests {
         schema(json!({"kind": {"type": "object", "properties": {"spec": {"kind": {"type": "object", "properties": {
             "msg": {"kind": {"type": "string"}},
             "count": {"kind": {"type": "integer"}, "bounds": {"maximum": 10.0}},
-            "tags": {"kind": {"type": "array", "items": {"kind": {"type": "string"}}, "listType": "set"}},
+            "tags": {"kind": {"type": "array", "items": {"kind": {"type": "string"}}, "list_type": "set"}},
             "mode": {"kind": {"type": "string"}, "enum_values": ["a", "b"]}
         }, "required": ["msg"]}}}}}))
     }

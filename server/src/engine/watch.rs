@@ -205,7 +205,7 @@ impl Call {
         match render.shape {
             Shape::Object => object.clone(),
             Shape::Table { beta } => {
-                let row = table::row(self.endpoint, object, render.include, chrono::Utc::now());
+                let row = table::row(self.endpoint, object, render.include, beta, chrono::Utc::now());
                 let rv = super::object::meta_str(object, "resourceVersion").unwrap_or_default();
                 let mut t = table::table(self.endpoint, vec![row], json!({"resourceVersion": rv}), beta);
                 if !first {

@@ -11,8 +11,6 @@ use axum::routing::get;
 use axum::Router;
 use http::{header, HeaderValue, StatusCode};
 use sha2::{Digest, Sha512};
-use std::collections::HashMap;
-use std::sync::OnceLock;
 
 /// The routes of this module.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
@@ -134,21 +132,9 @@ async fn api(request: Request) -> Response {
     }
 }
 
-/// Generated documents are pretty-printed for readability on disk; the wire form is compact, as
-/// kube-apiserver sends it. Each is compacted once, on first use.
+/// A generated JSON document, exactly as it goes on the wire.
 fn compact(name: &str) -> Option<Vec<u8>> {
-    static COMPACT: OnceLock<HashMap<&'static str, Vec<u8>>> = OnceLock::new();
-    let all = COMPACT.get_or_init(|| {
-        generated::DOCUMENTS
-            .iter()
-            .filter(|(n, _)| n.ends_with(".json"))
-            .filter_map(|(n, bytes)| {
-                let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-                Some((*n, serde_json::to_vec(&value).ok()?))
-            })
-            .collect()
-    });
-    all.get(name).cloned()
+    document(name).map(<[u8]>::to_vec)
 }
 
 async fn apis(request: Request) -> Response {
@@ -209,8 +195,8 @@ async fn openapi_v3_index() -> Response {
 async fn openapi_v3_group_version(Path((group, version)): Path<(String, String)>, request: Request) -> Response {
     let name = format!("openapi/v3/apis/{group}/{version}.json");
     let Some(body) = compact(&name) else { return not_found_fallback().await };
-    // The index advertises the hash of the file as generated (pretty-printed).
-    let hash = etag_of(document(&name).unwrap_or_default());
+    // The index advertises the hash of exactly these bytes.
+    let hash = etag_of(&body);
     let etag = format!("\"{hash}\"");
     if if_none_match(&request, &etag) {
         return not_modified(&etag, NO_CACHE);
