@@ -187,7 +187,14 @@ impl Replay {
         assert_eq!(status, capture.status, "{name}: status; body: {shown}");
         assert_eq!(content_type, capture.content_type, "{name}: content-type");
         assert_eq!(warnings, capture.warnings, "{name}: warnings");
-        match (serde_json::from_slice::<Value>(&capture.response), serde_json::from_slice::<Value>(&body)) {
+        let parse = |bytes: &[u8]| -> Result<Value, String> {
+            if content_type.as_deref() == Some("application/yaml") {
+                serde_yaml_ng::from_slice(bytes).map_err(|e| e.to_string())
+            } else {
+                serde_json::from_slice(bytes).map_err(|e| e.to_string())
+            }
+        };
+        match (parse(&capture.response), parse(&body)) {
             (Ok(mut want), Ok(mut got)) => {
                 learn_versions(&want, &got, &mut self.versions.lock().unwrap());
                 normalize(&mut want);
@@ -216,6 +223,7 @@ async fn replays_kube_apiserver_captures() {
         "get-protobuf",
         "table-get",
         "get-pretty",
+        "get-yaml",
         "get-curl-useragent-autopretty",
         "create-yaml",
         "create-generatename",

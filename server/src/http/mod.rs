@@ -5,6 +5,7 @@
 pub mod discovery;
 pub mod negotiate;
 pub mod status;
+pub mod yaml;
 
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -90,7 +91,7 @@ pub fn encode(value: &Value, encoding: Encoding, pretty: bool) -> Result<(Vec<u8
             Ok((bytes, "application/json"))
         }
         Encoding::Json => Ok((serde_json::to_vec(value).map_err(ApiError::internal)?, "application/json")),
-        Encoding::Yaml => Ok((serde_yaml_ng::to_string(value).map_err(ApiError::internal)?.into_bytes(), "application/yaml")),
+        Encoding::Yaml => Ok((yaml::to_yaml(value).into_bytes(), "application/yaml")),
     }
 }
 

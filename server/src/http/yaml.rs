@@ -1,0 +1,209 @@
+//! YAML output in the style kube-apiserver writes it (Go's yaml.v2 through sigs.k8s.io/yaml):
+//! two-space indentation, sequences not indented under their key, keys in the object's order,
+//! strings that would read back as another type double-quoted, multi-line strings as literal
+//! blocks.
+
+use serde_json::Value;
+use std::fmt::Write;
+
+/// Encodes a JSON value as YAML.
+pub fn to_yaml(value: &Value) -> String {
+    let mut out = String::new();
+    match value {
+        Value::Object(map) if !map.is_empty() => write_map(&mut out, map, 0),
+        Value::Array(items) if !items.is_empty() => write_seq(&mut out, items, 0),
+        scalar => {
+            out.push_str(&scalar_text(scalar, 0));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn indent(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(' ', n));
+}
+
+fn write_map(out: &mut String, map: &serde_json::Map<String, Value>, level: usize) {
+    for (key, value) in map {
+        indent(out, level);
+        out.push_str(&string_text(key, level));
+        out.push(':');
+        write_value_after_key(out, value, level);
+    }
+}
+
+/// Writes what follows `key:` — inline for scalars and empty collections, on the next lines for
+/// the rest (sequences at the key's own indentation, as yaml.v2 does).
+fn write_value_after_key(out: &mut String, value: &Value, level: usize) {
+    match value {
+        Value::Object(m) if !m.is_empty() => {
+            out.push('\n');
+            write_map(out, m, level + 2);
+        }
+        Value::Array(items) if !items.is_empty() => {
+            out.push('\n');
+            write_seq(out, items, level);
+        }
+        scalar => {
+            out.push(' ');
+            out.push_str(&scalar_text(scalar, level + 2));
+            out.push('\n');
+        }
+    }
+}
+
+fn write_seq(out: &mut String, items: &[Value], level: usize) {
+    for item in items {
+        indent(out, level);
+        out.push_str("- ");
+        match item {
+            Value::Object(m) if !m.is_empty() => {
+                // The first key sits on the dash's line; the others align with it.
+                let mut first = true;
+                for (key, value) in m {
+                    if !first {
+                        indent(out, level + 2);
+                    }
+                    first = false;
+                    out.push_str(&string_text(key, level + 2));
+                    out.push(':');
+                    write_value_after_key(out, value, level + 2);
+                }
+            }
+            Value::Array(inner) if !inner.is_empty() => {
+                out.push('\n');
+                write_seq(out, inner, level + 2);
+            }
+            scalar => {
+                out.push_str(&scalar_text(scalar, level + 2));
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn scalar_text(value: &Value, level: usize) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => string_text(s, level),
+        Value::Object(_) => "{}".into(),
+        Value::Array(_) => "[]".into(),
+    }
+}
+
+/// How a string is written: plain, single-quoted, double-quoted, or as a literal block.
+fn string_text(s: &str, level: usize) -> String {
+    if s.is_empty() {
+        return "\"\"".into();
+    }
+    if s.contains('\n') && s.chars().all(|c| c == '\n' || !c.is_control()) && !s.starts_with(' ') {
+        let chomp = if s.ends_with('\n') { "|" } else { "|-" };
+        let mut block = chomp.to_string();
+        for line in s.strip_suffix('\n').unwrap_or(s).split('\n') {
+            block.push('\n');
+            if !line.is_empty() {
+                block.extend(std::iter::repeat_n(' ', level));
+                block.push_str(line);
+            }
+        }
+        return block;
+    }
+    if resolves_to_other_type(s) || s.chars().any(|c| c.is_control()) {
+        return double_quoted(s);
+    }
+    if plain_allowed(s) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
+fn double_quoted(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Whether yaml.v2 would read the plain string as a bool, null, number or timestamp.
+fn resolves_to_other_type(s: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE", "on", "On", "ON",
+        "off", "Off", "OFF", "~", "null", "Null", "NULL", ".inf", ".Inf", ".INF", "-.inf", "-.Inf", "-.INF", "+.inf", "+.Inf", "+.INF",
+        ".nan", ".NaN", ".NAN", "<<",
+    ];
+    if WORDS.contains(&s) {
+        return true;
+    }
+    let digits = s.trim_start_matches(['+', '-']).replace('_', "");
+    let number = !digits.is_empty()
+        && (digits.parse::<f64>().is_ok()
+            || digits.strip_prefix("0x").is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()))
+            || digits.strip_prefix("0o").is_some_and(|o| !o.is_empty() && o.chars().all(|c| ('0'..='7').contains(&c)))
+            || digits.strip_prefix("0b").is_some_and(|b| !b.is_empty() && b.chars().all(|c| c == '0' || c == '1'))
+            // Sexagesimal numbers such as 1:20 (YAML 1.1).
+            || (digits.contains(':') && digits.split(':').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '.'))));
+    number || looks_like_timestamp(s)
+}
+
+/// YAML 1.1 timestamps: `2001-12-14`, `2001-12-14T21:59:43Z`, `2001-12-14 21:59:43.10 -5`.
+fn looks_like_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 8
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && s[5..].split(|c: char| !c.is_ascii_digit()).next().is_some_and(|m| (1..=2).contains(&m.len()))
+        && s.chars().all(|c| c.is_ascii_digit() || "-:.TtZz +".contains(c))
+}
+
+/// Whether the string can be written without quotes: it must not start with an indicator
+/// character, nor contain what would end or comment a plain scalar.
+fn plain_allowed(s: &str) -> bool {
+    let first = s.chars().next().unwrap_or(' ');
+    let last = s.chars().last().unwrap_or(' ');
+    let dash_item = first == '-' && (s.len() == 1 || s[1..].starts_with(' '));
+    !dash_item
+        && !"?:,[]{}#&*!|>'\"%@`".contains(first)
+        && first != ' '
+        && last != ' '
+        && !s.contains(": ")
+        && !s.contains(" #")
+        && !s.ends_with(':')
+        && !s.contains('\t')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn writes_like_kube_apiserver() {
+        let v = json!({
+            "apiVersion": "hello.zeng.dev/v1",
+            "metadata": {"creationTimestamp": "2026-11-25T15:18:45Z", "generation": 1, "labels": {}, "managedFields": [
+                {"fieldsV1": {"f:spec": {".": {}}}, "manager": "m"}
+            ], "resourceVersion": "198"},
+            "spec": {"flag": "true", "list": [1, "two", []], "multi": "a\nb", "quote": "it's: here", "empty": ""}
+        });
+        assert_eq!(
+            to_yaml(&v),
+            "apiVersion: hello.zeng.dev/v1\nmetadata:\n  creationTimestamp: \"2026-11-25T15:18:45Z\"\n  generation: 1\n  labels: {}\n  managedFields:\n  - fieldsV1:\n      f:spec:\n        .: {}\n    manager: m\n  resourceVersion: \"198\"\nspec:\n  flag: \"true\"\n  list:\n  - 1\n  - two\n  - []\n  multi: |-\n    a\n    b\n  quote: 'it''s: here'\n  empty: \"\"\n"
+        );
+    }
+}
