@@ -23,6 +23,7 @@
 pub mod diagnostics;
 pub mod generate;
 pub mod ident;
+pub mod jsonpath;
 pub mod model;
 pub mod spec;
 #[cfg(test)]

@@ -282,10 +282,9 @@ impl<'a> Ctx<'a> {
                     0
                 }
             };
+            // kube-apiserver accepts repeated column names (real CRDs have them).
             if name.is_empty() {
                 self.err(&format!("{p}.name"), "Required value");
-            } else if out.iter().any(|o| o.name == name) {
-                self.err(&format!("{p}.name"), format!("Duplicate value: {name:?}"));
             }
             if !["integer", "number", "string", "boolean", "date"].contains(&column_type.as_str()) {
                 self.err(&format!("{p}.type"), format!("Unsupported value: {column_type:?}: supported values: \"boolean\", \"date\", \"integer\", \"number\", \"string\""));
@@ -295,10 +294,18 @@ impl<'a> Ctx<'a> {
             }
             if json_path.is_empty() {
                 self.err(&format!("{p}.jsonPath"), "Required value");
-            } else if split_json_path(&json_path).is_none() {
-                self.err(&format!("{p}.jsonPath"), format!("Invalid value: {json_path:?}: must be a simple json path starting with a dot, such as .spec.replicas"));
-            } else if !json_path.starts_with(".metadata.") && resolve(schema, &json_path).is_none() && !reaches_open_schema(schema, &json_path) {
-                self.err(&format!("{p}.jsonPath"), format!("Invalid value: {json_path:?}: no such field in the schema"));
+            } else {
+                match crate::jsonpath::parse(&json_path) {
+                    Err(why) => self.err(&format!("{p}.jsonPath"), format!("Invalid value: {json_path:?}: {why}")),
+                    Ok(steps) => {
+                        // The leading plain fields must exist in the schema (or in metadata).
+                        let fields: Vec<&str> = steps.iter().map_while(|s| match s { crate::jsonpath::Step::Field(f) => Some(f.as_str()), _ => None }).collect();
+                        let prefix = format!(".{}", fields.join("."));
+                        if !fields.is_empty() && fields[0] != "metadata" && resolve(schema, &prefix).is_none() && !reaches_open_schema(schema, &prefix) {
+                            self.err(&format!("{p}.jsonPath"), format!("Invalid value: {json_path:?}: no such field in the schema"));
+                        }
+                    }
+                }
             }
             out.push(PrinterColumn { name, column_type, format, description, priority, json_path });
         }
@@ -345,6 +352,7 @@ impl<'a> Ctx<'a> {
         let embedded = self.opt_bool(map.get("x-kubernetes-embedded-resource"), &p("x-kubernetes-embedded-resource")).unwrap_or(false);
         let int_or_string = self.opt_bool(map.get("x-kubernetes-int-or-string"), &p("x-kubernetes-int-or-string")).unwrap_or(false);
         let kind = match ty.as_deref() {
+            Some("string") if int_or_string => SchemaKind::IntOrString,
             Some("object") => {
                 let mut properties = IndexMap::new();
                 match map.get("properties") {
@@ -435,7 +443,9 @@ impl<'a> Ctx<'a> {
                 SchemaKind::default()
             }
         };
-        if int_or_string && ty.is_some() {
+        // kube-apiserver lets `type: string` stand beside x-kubernetes-int-or-string (real CRDs
+        // do this) and validates such a value as int-or-string.
+        if int_or_string && ty.as_deref().is_some_and(|t| t != "string") {
             self.err(&p("type"), "Forbidden: must be empty when x-kubernetes-int-or-string is true");
         }
         if embedded && !matches!(kind, SchemaKind::Object { .. }) {

@@ -14,6 +14,8 @@
 //! assert_eq!(serde_json::to_value(&foo).unwrap()["kind"], "Foo");
 //! ```
 
+pub mod printing;
+
 use std::future::Future;
 use std::sync::OnceLock;
 
@@ -47,7 +49,8 @@ pub struct Endpoint {
     pub resource: usize,
     /// The served version's name.
     pub version: &'static str,
-    /// The printer-column cells of an object, in spec order (`null` where a path is absent).
+    /// The printer-column values of an object, in spec order: each column's first JSONPath
+    /// result, `null` where there is none.
     pub table_cells: fn(&serde_json::Value) -> Vec<serde_json::Value>,
 }
 

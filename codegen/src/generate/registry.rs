@@ -4,7 +4,6 @@
 //! [`Endpoint`]: ../../generated/struct.Endpoint.html
 
 use crate::ident::snake;
-use crate::model::split_json_path;
 use apimodel::{Model, Scope};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -20,8 +19,10 @@ pub fn registry(model: &Model, documents: &[String]) -> TokenStream {
         for version in resource.versions.iter().filter(|v| v.served) {
             let printer = format_ident!("{}_{}_cells", snake(&resource.names.plural), snake(&version.name));
             let cells = version.printer_columns.iter().map(|c| {
-                let parts = split_json_path(&c.json_path).unwrap_or_default();
-                quote!(cell(object, &[#(#parts),*]))
+                // The model only holds paths that parse.
+                let steps = crate::jsonpath::parse(&c.json_path).unwrap_or_default();
+                let first = crate::jsonpath::first_result(&steps);
+                quote!(#first.cloned().unwrap_or(::serde_json::Value::Null))
             });
             let doc = format!("Printer-column cells of `{}/{}`, in spec order.", resource.qualified_name(), version.name);
             printers.push(quote! {
@@ -51,11 +52,6 @@ pub fn registry(model: &Model, documents: &[String]) -> TokenStream {
 
         /// The validated model as JSON, read by [`crate::model`].
         pub(crate) static MODEL_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/model.json"));
-
-        /// The value at a simple path, or `null`.
-        fn cell(object: &::serde_json::Value, path: &[&str]) -> ::serde_json::Value {
-            path.iter().try_fold(object, |v, key| v.get(*key)).cloned().unwrap_or(::serde_json::Value::Null)
-        }
 
         #(#printers)*
 

@@ -51,18 +51,10 @@ pub fn row(endpoint: &Endpoint, object: &Value, include: IncludeObject, beta: bo
     let printer_columns = &endpoint.version().printer_columns;
     if printer_columns.is_empty() {
         let created = object.get("metadata").and_then(|m| m.get("creationTimestamp")).cloned().unwrap_or(Value::Null);
-        cells.push(age_cell(&created, now));
+        cells.push(cell("date", created, now));
     }
     for (column, value) in printer_columns.iter().zip((endpoint.table_cells)(object)) {
-        cells.push(match column.column_type.as_str() {
-            "date" => age_cell(&value, now),
-            "integer" | "number" | "boolean" => value,
-            // kube prints non-scalar values of string columns as their JSON text.
-            _ => match value {
-                Value::Object(_) | Value::Array(_) => Value::String(value.to_string()),
-                other => other,
-            },
-        });
+        cells.push(cell(&column.column_type, value, now));
     }
     let mut row = Map::new();
     row.insert("cells".into(), Value::Array(cells));
@@ -119,10 +111,46 @@ pub fn partial_object_metadata(object: &Value, beta: bool) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": api_version, "metadata": meta})
 }
 
+/// A column's cell from the first JSONPath result, as kube-apiserver types it: strings print the
+/// value as Go's jsonpath does, numbers and booleans must have the column's type (else the cell
+/// is empty), dates become ages.
+fn cell(column_type: &str, value: Value, now: chrono::DateTime<chrono::Utc>) -> Value {
+    match (column_type, value) {
+        (_, Value::Null) => Value::Null,
+        ("string", v) => Value::String(go_print(&v)),
+        ("integer", Value::Number(n)) => n.as_i64().map(Value::from).or_else(|| n.as_f64().map(|f| Value::from(f as i64))).unwrap_or(Value::Null),
+        ("number", Value::Number(n)) => n.as_f64().map(Value::from).unwrap_or(Value::Null),
+        ("boolean", v @ Value::Bool(_)) => v,
+        ("date", v) => age_cell(&v, now),
+        _ => Value::Null,
+    }
+}
+
+/// How Go's jsonpath printer writes a value: strings bare, lists as `[a b]`, maps as
+/// `map[k:v]` with sorted keys.
+fn go_print(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "<nil>".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(items) => format!("[{}]", items.iter().map(go_print).collect::<Vec<_>>().join(" ")),
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            format!("map[{}]", entries.iter().map(|(k, v)| format!("{k}:{}", go_print(v))).collect::<Vec<_>>().join(" "))
+        }
+    }
+}
+
 fn age_cell(value: &Value, now: chrono::DateTime<chrono::Utc>) -> Value {
-    match value.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) {
-        Some(t) => Value::String(human_duration(now.signed_duration_since(t.with_timezone(&chrono::Utc)))),
-        None => Value::String("<unknown>".into()),
+    match value {
+        Value::Null => Value::Null,
+        Value::String(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => Value::String(human_duration(now.signed_duration_since(t.with_timezone(&chrono::Utc)))),
+            Err(_) => Value::String("<invalid>".into()),
+        },
+        _ => Value::Null,
     }
 }
 
@@ -172,6 +200,18 @@ pub fn human_duration(d: chrono::TimeDelta) -> String {
 mod tests {
     use super::*;
     use chrono::TimeDelta;
+
+    #[test]
+    fn cells_typed_like_kube_apiserver() {
+        let now = chrono::Utc::now();
+        assert_eq!(cell("string", serde_json::json!({"b": [1, "x"], "a": true}), now), Value::String("map[a:true b:[1 x]]".into()));
+        assert_eq!(cell("string", serde_json::json!(3), now), Value::String("3".into()));
+        assert_eq!(cell("integer", serde_json::json!(3.0), now), serde_json::json!(3));
+        assert_eq!(cell("integer", serde_json::json!("3"), now), Value::Null);
+        assert_eq!(cell("boolean", serde_json::json!(true), now), serde_json::json!(true));
+        assert_eq!(cell("date", serde_json::json!("yesterday"), now), Value::String("<invalid>".into()));
+        assert_eq!(cell("date", Value::Null, now), Value::Null);
+    }
 
     #[test]
     fn durations_like_kubectl() {

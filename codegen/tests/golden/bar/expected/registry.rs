@@ -65,13 +65,6 @@ pub static DOCUMENTS: &[(&str, &[u8])] = &[
 pub(crate) static MODEL_JSON: &str = include_str!(
     concat!(env!("OUT_DIR"), "/model.json")
 );
-/// The value at a simple path, or `null`.
-fn cell(object: &::serde_json::Value, path: &[&str]) -> ::serde_json::Value {
-    path.iter()
-        .try_fold(object, |v, key| v.get(*key))
-        .cloned()
-        .unwrap_or(::serde_json::Value::Null)
-}
 ///Printer-column cells of `bars.other.example.com/v1alpha1`, in spec order.
 fn bars_v1alpha1_cells(
     object: &::serde_json::Value,
@@ -81,7 +74,10 @@ fn bars_v1alpha1_cells(
 ///Printer-column cells of `bars.other.example.com/v1`, in spec order.
 fn bars_v1_cells(object: &::serde_json::Value) -> ::std::vec::Vec<::serde_json::Value> {
     ::std::vec![
-        cell(object, & ["spec", "replicas"]), cell(object, & ["spec", "enabled"])
+        ::std::iter::once(object).filter_map(| v | v.get("spec")).filter_map(| v | v
+        .get("replicas")).next().cloned().unwrap_or(::serde_json::Value::Null),
+        ::std::iter::once(object).filter_map(| v | v.get("spec")).filter_map(| v | v
+        .get("enabled")).next().cloned().unwrap_or(::serde_json::Value::Null)
     ]
 }
 /// The axum routes of every served resource, each handing its requests to `engine`.

@@ -46,18 +46,15 @@ pub static DOCUMENTS: &[(&str, &[u8])] = &[
 pub(crate) static MODEL_JSON: &str = include_str!(
     concat!(env!("OUT_DIR"), "/model.json")
 );
-/// The value at a simple path, or `null`.
-fn cell(object: &::serde_json::Value, path: &[&str]) -> ::serde_json::Value {
-    path.iter()
-        .try_fold(object, |v, key| v.get(*key))
-        .cloned()
-        .unwrap_or(::serde_json::Value::Null)
-}
 ///Printer-column cells of `foos.hello.zeng.dev/v1`, in spec order.
 fn foos_v1_cells(object: &::serde_json::Value) -> ::std::vec::Vec<::serde_json::Value> {
     ::std::vec![
-        cell(object, & ["spec", "msg"]), cell(object, & ["spec", "msg1"]), cell(object, &
-        ["metadata", "creationTimestamp"])
+        ::std::iter::once(object).filter_map(| v | v.get("spec")).filter_map(| v | v
+        .get("msg")).next().cloned().unwrap_or(::serde_json::Value::Null),
+        ::std::iter::once(object).filter_map(| v | v.get("spec")).filter_map(| v | v
+        .get("msg1")).next().cloned().unwrap_or(::serde_json::Value::Null),
+        ::std::iter::once(object).filter_map(| v | v.get("metadata")).filter_map(| v | v
+        .get("creationTimestamp")).next().cloned().unwrap_or(::serde_json::Value::Null)
     ]
 }
 /// The axum routes of every served resource, each handing its requests to `engine`.
