@@ -7,6 +7,7 @@
 mod delete;
 pub mod object;
 mod read;
+mod scale;
 pub mod selectors;
 pub mod table;
 pub mod validation;
@@ -96,11 +97,7 @@ impl Call {
             (&Method::DELETE, true, None) => self.delete(body).await,
             (&Method::DELETE, false, None) if self.namespace.is_some() || !resource.namespaced() => self.delete_collection(body).await,
             (&Method::PUT | &Method::PATCH, false, _) => Err(ApiError::bad_request("name must be provided")),
-            (&Method::GET | &Method::PUT | &Method::PATCH, true, Some("scale")) => Err(ApiError::new(
-                501,
-                "NotImplemented",
-                "the scale subresource is not implemented yet",
-            )),
+            (&Method::GET | &Method::PUT | &Method::PATCH, true, Some("scale")) => self.scale(body).await,
             (m, _, _) => Err(ApiError::method_not_allowed(m.as_str())),
         }
     }
