@@ -15,7 +15,7 @@ use serde_json::Value;
 
 /// How unknown fields in a request are treated (`fieldValidation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FieldValidation {
+pub(super) enum FieldValidation {
     /// Dropped silently.
     Ignore,
     /// Dropped, with a `Warning` header each (the default).
@@ -25,7 +25,7 @@ enum FieldValidation {
 }
 
 impl FieldValidation {
-    fn parse(value: Option<&str>) -> Result<Self, ApiError> {
+    pub(super) fn parse(value: Option<&str>) -> Result<Self, ApiError> {
         match value {
             None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
             Some("Ignore") => Ok(FieldValidation::Ignore),
@@ -255,7 +255,7 @@ impl Call {
     }
 
     /// The stored object addressed by the path, or 404.
-    async fn current(&self) -> Result<KeyValue, ApiError> {
+    pub(super) async fn current(&self) -> Result<KeyValue, ApiError> {
         let name = self.name.as_deref().unwrap_or_default();
         self.storage()
             .get(&self.key(name))
@@ -275,7 +275,7 @@ impl Call {
 
     /// Carries server-owned fields over from the stored object, admits the result and writes it
     /// with a compare-and-swap on the stored revision.
-    async fn store_update(&self, mut object: Value, current: &KeyValue, validation: FieldValidation, dry_run: bool) -> Result<(Value, Vec<String>), UpdateError> {
+    pub(super) async fn store_update(&self, mut object: Value, current: &KeyValue, validation: FieldValidation, dry_run: bool) -> Result<(Value, Vec<String>), UpdateError> {
         let old = self.decode_stored(current).map_err(UpdateError::Api)?;
         let status_write = self.subresource == Some("status");
         if status_write {
@@ -359,7 +359,7 @@ impl Call {
 }
 
 /// Why an update attempt failed.
-enum UpdateError {
+pub(super) enum UpdateError {
     /// Another writer changed the object first; retry or report 409.
     Conflict,
     /// Anything else, final.
