@@ -81,7 +81,10 @@ impl Call {
         let prefix = list_prefix(self.group(), self.plural(), self.namespace());
         let limit = match self.query.get("limit") {
             None | Some("") => None,
-            Some(l) => Some(l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit: {l:?}")))?).filter(|l| *l > 0).map(|l| l as usize),
+            Some(l) => match l.parse::<i64>() {
+                Ok(n) if n >= 0 => Some(n as usize).filter(|n| *n > 0),
+                _ => return Err(ApiError::bad_request(format!("limit: Invalid value: {l:?}: must be a non-negative integer"))),
+            },
         };
         let rv_param = self.query.get("resourceVersion").filter(|s| !s.is_empty());
         let rv_match = self.query.get("resourceVersionMatch").filter(|s| !s.is_empty());

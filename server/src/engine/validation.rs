@@ -96,6 +96,18 @@ fn walk(value: &mut Value, schema: &Schema, path: &str, root: bool, out: &mut Ou
                     out.unknown.push(join(path, &key));
                 }
             }
+            // Structural defaulting, as for CRDs: a null in a non-nullable field is dropped, then
+            // absent fields with a default get it. (Defaults were validated with the spec.)
+            for (name, child_schema) in properties.iter() {
+                if map.get(name).is_some_and(Value::is_null) && !child_schema.nullable {
+                    map.remove(name);
+                }
+                if !map.contains_key(name) {
+                    if let Some(default) = &child_schema.default {
+                        map.insert(name.clone(), default.clone());
+                    }
+                }
+            }
             for name in required {
                 if !map.contains_key(name) {
                     out.errors.push(FieldError::new(FieldErrorKind::Required, join(path, name), None, ""));
@@ -414,6 +426,20 @@ mod tests {
                 "spec.mode: Unsupported value: \"c\": supported values: \"a\", \"b\"",
             ]
         );
+    }
+
+    #[test]
+    fn defaults_fill_absent_and_non_nullable_null_fields() {
+        let schema = schema(json!({"kind": {"type": "object", "properties": {"spec": {"kind": {"type": "object", "properties": {
+            "replicas": {"kind": {"type": "integer"}, "default": 1},
+            "mode": {"kind": {"type": "string"}, "default": "fast"},
+            "note": {"kind": {"type": "string"}},
+            "maybe": {"kind": {"type": "string"}, "nullable": true}
+        }}}}}}));
+        let mut obj = json!({"spec": {"mode": null, "note": null, "maybe": null}});
+        let o = prune_and_validate(&mut obj, &schema);
+        assert!(o.errors.is_empty(), "{:?}", o.errors);
+        assert_eq!(obj, json!({"spec": {"replicas": 1, "mode": "fast", "maybe": null}}));
     }
 
     #[test]

@@ -18,6 +18,8 @@ use tokio::sync::mpsc;
 
 /// How often a watcher that allows bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(10);
+/// The longest watch a client may ask for (one day); longer requests are refused.
+const MAX_WATCH_TIMEOUT_SECONDS: u64 = 86_400;
 /// Events buffered between the storage stream and a client connection.
 const CLIENT_BUFFER: usize = 1024;
 
@@ -53,10 +55,18 @@ impl Call {
                 "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled or resourceVersionMatch=NotOlderThan and allowWatchBookmarks=true",
             ));
         }
+        // kube-apiserver spreads default watch lifetimes between 30 and 60 minutes.
+        let default_timeout = Duration::from_secs(1800 + rand::random::<u64>() % 1800);
         let timeout = match self.query.get("timeoutSeconds") {
-            Some(t) => Duration::from_secs(t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds: {t:?}")))?),
-            // kube-apiserver spreads default watch lifetimes between 30 and 60 minutes.
-            None => Duration::from_secs(1800 + rand::random::<u64>() % 1800),
+            None | Some("") | Some("0") => default_timeout,
+            Some(t) => match t.parse::<u64>() {
+                Ok(n) if n <= MAX_WATCH_TIMEOUT_SECONDS => Duration::from_secs(n),
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "timeoutSeconds: Invalid value: {t:?}: must be a non-negative integer of at most {MAX_WATCH_TIMEOUT_SECONDS}"
+                    )))
+                }
+            },
         };
 
         // Where the stream starts, and which objects are sent first as ADDED.
