@@ -17,7 +17,7 @@ pub fn registry(model: &Model, documents: &[String]) -> TokenStream {
     let mut index = 0usize;
     for (r, resource) in model.resources.iter().enumerate() {
         for version in resource.versions.iter().filter(|v| v.served) {
-            let printer = format_ident!("{}_{}_cells", snake(&resource.names.plural), snake(&version.name));
+            let printer = format_ident!("{}_{}_{}_cells", snake(&resource.group), snake(&resource.names.plural), snake(&version.name));
             let cells = version.printer_columns.iter().map(|c| {
                 // The model only holds paths that parse.
                 let steps = crate::jsonpath::parse(&c.json_path).unwrap_or_default();

@@ -5,12 +5,12 @@ pub static ENDPOINTS: &[crate::Endpoint] = &[
     crate::Endpoint {
         resource: 0usize,
         version: "v1alpha1",
-        table_cells: bars_v1alpha1_cells,
+        table_cells: other_example_com_bars_v1alpha1_cells,
     },
     crate::Endpoint {
         resource: 0usize,
         version: "v1",
-        table_cells: bars_v1_cells,
+        table_cells: other_example_com_bars_v1_cells,
     },
 ];
 /// The documents codegen emitted, by name (`discovery/apis.json`, `openapi/v2.json`, …).
@@ -66,13 +66,15 @@ pub(crate) static MODEL_JSON: &str = include_str!(
     concat!(env!("OUT_DIR"), "/model.json")
 );
 ///Printer-column cells of `bars.other.example.com/v1alpha1`, in spec order.
-fn bars_v1alpha1_cells(
+fn other_example_com_bars_v1alpha1_cells(
     object: &::serde_json::Value,
 ) -> ::std::vec::Vec<::serde_json::Value> {
     ::std::vec![]
 }
 ///Printer-column cells of `bars.other.example.com/v1`, in spec order.
-fn bars_v1_cells(object: &::serde_json::Value) -> ::std::vec::Vec<::serde_json::Value> {
+fn other_example_com_bars_v1_cells(
+    object: &::serde_json::Value,
+) -> ::std::vec::Vec<::serde_json::Value> {
     ::std::vec![
         ::std::iter::once(object).filter_map(| v | v.get("spec")).filter_map(| v | v
         .get("replicas")).next().cloned().unwrap_or(::serde_json::Value::Null),

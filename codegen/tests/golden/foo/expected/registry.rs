@@ -5,7 +5,7 @@ pub static ENDPOINTS: &[crate::Endpoint] = &[
     crate::Endpoint {
         resource: 0usize,
         version: "v1",
-        table_cells: foos_v1_cells,
+        table_cells: hello_zeng_dev_foos_v1_cells,
     },
 ];
 /// The documents codegen emitted, by name (`discovery/apis.json`, `openapi/v2.json`, …).
@@ -47,7 +47,9 @@ pub(crate) static MODEL_JSON: &str = include_str!(
     concat!(env!("OUT_DIR"), "/model.json")
 );
 ///Printer-column cells of `foos.hello.zeng.dev/v1`, in spec order.
-fn foos_v1_cells(object: &::serde_json::Value) -> ::std::vec::Vec<::serde_json::Value> {
+fn hello_zeng_dev_foos_v1_cells(
+    object: &::serde_json::Value,
+) -> ::std::vec::Vec<::serde_json::Value> {
     ::std::vec![
         ::std::iter::once(object).filter_map(| v | v.get("spec")).filter_map(| v | v
         .get("msg")).next().cloned().unwrap_or(::serde_json::Value::Null),
