@@ -99,8 +99,9 @@ impl Types {
         let SchemaKind::Object { properties, required, .. } = &schema.kind else { return };
         let mut fields = Vec::new();
         let mut can_default = true;
+        let mut field_names = FieldNames::default();
         for (json, prop) in properties {
-            let field = ident(&snake(json));
+            let field = field_names.ident(json);
             let ty = self.type_of(prop, &format!("{name}{}", camel(json)));
             let doc = field_doc(prop);
             if required.contains(json) && !prop.nullable {
@@ -127,6 +128,26 @@ impl Types {
     }
 }
 
+/// Field identifiers of one struct: JSON names that map to the same Rust name (`mirrorPercent`
+/// and `mirror_percent`) get numbered suffixes, in spec order.
+#[derive(Default)]
+struct FieldNames {
+    used: HashSet<String>,
+}
+
+impl FieldNames {
+    fn ident(&mut self, json: &str) -> proc_macro2::Ident {
+        let base = snake(json);
+        let mut name = base.clone();
+        let mut n = 2;
+        while !self.used.insert(name.clone()) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        ident(&name)
+    }
+}
+
 fn field_doc(schema: &Schema) -> TokenStream {
     match &schema.description {
         Some(d) => quote!(#[doc = #d]),
@@ -148,11 +169,12 @@ fn resource_types(resource: &Resource, version: &Version) -> TokenStream {
     let mut wire_fields = Vec::new();
     let mut wire_init = Vec::new();
     if let SchemaKind::Object { properties, required, .. } = &version.schema.kind {
+        let mut field_names = FieldNames { used: HashSet::from(["metadata".to_string(), "api_version".to_string(), "kind".to_string()]) };
         for (json, prop) in properties {
             if ["apiVersion", "kind", "metadata"].contains(&json.as_str()) {
                 continue;
             }
-            let field = ident(&snake(json));
+            let field = field_names.ident(json);
             let ty = types.type_of(prop, &format!("{kind}{}", camel(json)));
             let doc = field_doc(prop);
             let (ty, attrs) = if required.contains(json) && !prop.nullable {
