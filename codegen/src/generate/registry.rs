@@ -27,6 +27,7 @@ pub fn registry(model: &Model, documents: &[String]) -> TokenStream {
             let doc = format!("Printer-column cells of `{}/{}`, in spec order.", resource.qualified_name(), version.name);
             printers.push(quote! {
                 #[doc = #doc]
+                #[allow(unused_variables)]
                 fn #printer(object: &::serde_json::Value) -> ::std::vec::Vec<::serde_json::Value> {
                     ::std::vec![#(#cells),*]
                 }

@@ -66,12 +66,14 @@ pub(crate) static MODEL_JSON: &str = include_str!(
     concat!(env!("OUT_DIR"), "/model.json")
 );
 ///Printer-column cells of `bars.other.example.com/v1alpha1`, in spec order.
+#[allow(unused_variables)]
 fn other_example_com_bars_v1alpha1_cells(
     object: &::serde_json::Value,
 ) -> ::std::vec::Vec<::serde_json::Value> {
     ::std::vec![]
 }
 ///Printer-column cells of `bars.other.example.com/v1`, in spec order.
+#[allow(unused_variables)]
 fn other_example_com_bars_v1_cells(
     object: &::serde_json::Value,
 ) -> ::std::vec::Vec<::serde_json::Value> {

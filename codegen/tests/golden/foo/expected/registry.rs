@@ -47,6 +47,7 @@ pub(crate) static MODEL_JSON: &str = include_str!(
     concat!(env!("OUT_DIR"), "/model.json")
 );
 ///Printer-column cells of `foos.hello.zeng.dev/v1`, in spec order.
+#[allow(unused_variables)]
 fn hello_zeng_dev_foos_v1_cells(
     object: &::serde_json::Value,
 ) -> ::std::vec::Vec<::serde_json::Value> {
