@@ -12,6 +12,7 @@
 //! ```
 
 pub mod engine;
+pub mod fieldmanager;
 pub mod http;
 pub mod patch;
 pub mod storage;

@@ -120,7 +120,7 @@ fn strip_managed_fields(value: &mut Value) {
 }
 
 /// Whether managedFields are compared (they are maintained by the field manager).
-const COMPARE_MANAGED_FIELDS: bool = false;
+const COMPARE_MANAGED_FIELDS: bool = true;
 
 struct Replay {
     app: axum::Router,

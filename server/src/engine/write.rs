@@ -4,8 +4,10 @@
 use super::object::{self, metadata_mut, meta_str};
 use super::validation::{prune_and_validate, validate_metadata};
 use super::{body_encoding, decode_body, read_body, Call};
+use crate::fieldmanager::{self, FieldManager, WriteOptions};
+use crate::http::negotiate::Negotiated;
 use crate::http::{ApiError, FieldError, FieldErrorKind};
-use crate::patch::{self, PatchType};
+use crate::patch::{self, PatchDocument, PatchType};
 use crate::storage::{self, KeyValue};
 use axum::body::Body;
 use axum::response::Response;
@@ -44,6 +46,15 @@ struct Admitted {
 /// How many times an update without a resourceVersion precondition is retried when another
 /// writer got in between.
 const UPDATE_RETRIES: usize = 16;
+
+/// How a write is recorded in `metadata.managedFields`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tracking {
+    /// An ordinary write: an `Update` by the request's field manager.
+    Update,
+    /// A server-side apply: the field manager already wrote the object's managedFields.
+    Applied,
+}
 
 impl Call {
     /// Whether this version has a status subresource (then the main resource ignores `.status`).
@@ -138,7 +149,13 @@ impl Call {
         let negotiated = self.negotiated()?;
         let dry_run = self.dry_run(None)?;
         let validation = FieldValidation::parse(self.query.get("fieldValidation"))?;
-        let mut object = self.read_object(body).await?;
+        fieldmanager::validate_options(WriteOptions::Create, self.query.get("fieldManager"))?;
+        let object = self.read_object(body).await?;
+        self.create_object(object, negotiated, dry_run, validation, Tracking::Update).await
+    }
+
+    /// Creates `object`: the body of a POST, or what an apply to a missing object produced.
+    async fn create_object(&self, mut object: Value, negotiated: Negotiated, dry_run: bool, validation: FieldValidation, tracking: Tracking) -> Result<Response, ApiError> {
         self.check_namespace(&mut object)?;
         let generate = {
             let meta = metadata_mut(&mut object);
@@ -168,6 +185,9 @@ impl Call {
         }
         let admitted = self.admit(object, validation)?;
         let mut object = admitted.object;
+        if tracking == Tracking::Update {
+            self.field_manager().update(None, &mut object, &self.update_manager());
+        }
         let name = meta_str(&object, "name").unwrap_or_default().to_string();
         if dry_run {
             self.to_served_version(&mut object);
@@ -199,6 +219,7 @@ impl Call {
         let negotiated = self.negotiated()?;
         let dry_run = self.dry_run(None)?;
         let validation = FieldValidation::parse(self.query.get("fieldValidation"))?;
+        fieldmanager::validate_options(WriteOptions::Update, self.query.get("fieldManager"))?;
         let mut object = self.read_object(body).await?;
         self.check_namespace(&mut object)?;
         self.check_name(&object)?;
@@ -227,13 +248,29 @@ impl Call {
         let content_type = self.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let patch_type = PatchType::from_content_type(content_type).ok_or_else(|| ApiError::unsupported_media_type(PatchType::ACCEPTED))?;
         let bytes = read_body(body).await?;
+        let apply = patch_type == PatchType::Apply;
+        fieldmanager::validate_options(WriteOptions::Patch { apply, force_given: self.query.get("force").is_some() }, self.query.get("fieldManager"))?;
         let patch_doc = patch::parse(patch_type, &bytes)?;
         let schema = &self.endpoint.version().schema;
+        let tracking = if apply { Tracking::Applied } else { Tracking::Update };
         let mut tries = 0;
         loop {
-            let current = self.current().await?;
+            let current = match self.current().await {
+                // An apply creates what does not exist (not through a subresource).
+                Err(e) if apply && e.code == 404 && self.subresource.is_none() => match self.create_by_apply(&patch_doc, negotiated, dry_run, validation).await {
+                    Err(e) if e.reason == "AlreadyExists" && tries < UPDATE_RETRIES => {
+                        tries += 1;
+                        continue;
+                    }
+                    other => return other,
+                },
+                other => other?,
+            };
             let current_object = self.decode_stored(&current)?;
-            let patched = patch::apply(patch_type, &current_object, &patch_doc, schema)?;
+            let patched = match &patch_doc {
+                PatchDocument::Object(config) if apply => self.field_manager().apply(Some(&current_object), config, self.query.get("fieldManager").unwrap_or_default(), self.query.flag("force"))?,
+                _ => patch::apply(patch_type, &current_object, &patch_doc, schema)?,
+            };
             let patched = self.check_type(patched)?;
             let mut patched = patched;
             self.check_namespace(&mut patched)?;
@@ -245,7 +282,7 @@ impl Call {
                     return Err(ApiError::stale(self.group(), self.plural(), self.name.as_deref().unwrap_or_default()));
                 }
             }
-            match self.store_update(patched, &current, validation, dry_run).await {
+            match self.store_update_tracked(patched, &current, validation, dry_run, tracking).await {
                 Err(UpdateError::Conflict) if tries < UPDATE_RETRIES => tries += 1,
                 Err(UpdateError::Conflict) => return Err(ApiError::stale(self.group(), self.plural(), self.name.as_deref().unwrap_or_default())),
                 Err(UpdateError::Api(e)) => return Err(e),
@@ -264,6 +301,29 @@ impl Call {
             .ok_or_else(|| ApiError::not_found(self.group(), self.plural(), name))
     }
 
+    /// Field management for writes through this endpoint.
+    fn field_manager(&self) -> FieldManager<'static> {
+        FieldManager::new(&self.endpoint.version().schema, &self.endpoint.api_version(), self.kind(), self.subresource, self.has_status_subresource())
+    }
+
+    /// The manager of an ordinary write: `fieldManager`, else the User-Agent's program name.
+    fn update_manager(&self) -> String {
+        let agent = self.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+        fieldmanager::manager_for_update(self.query.get("fieldManager"), agent)
+    }
+
+    /// Applies to an object that does not exist: the configuration merged into nothing is
+    /// created (201).
+    async fn create_by_apply(&self, patch_doc: &PatchDocument, negotiated: Negotiated, dry_run: bool, validation: FieldValidation) -> Result<Response, ApiError> {
+        let PatchDocument::Object(config) = patch_doc else {
+            return Err(ApiError::internal("apply patch is not an object"));
+        };
+        let object = self.field_manager().apply(None, config, self.query.get("fieldManager").unwrap_or_default(), self.query.flag("force"))?;
+        let object = self.check_type(object)?;
+        self.check_name(&object)?;
+        self.create_object(object, negotiated, dry_run, validation, Tracking::Applied).await
+    }
+
     fn check_name(&self, object: &Value) -> Result<(), ApiError> {
         let url_name = self.name.as_deref().unwrap_or_default();
         let body_name = meta_str(object, "name").unwrap_or("");
@@ -275,8 +335,15 @@ impl Call {
 
     /// Carries server-owned fields over from the stored object, admits the result and writes it
     /// with a compare-and-swap on the stored revision.
-    pub(super) async fn store_update(&self, mut object: Value, current: &KeyValue, validation: FieldValidation, dry_run: bool) -> Result<(Value, Vec<String>), UpdateError> {
+    pub(super) async fn store_update(&self, object: Value, current: &KeyValue, validation: FieldValidation, dry_run: bool) -> Result<(Value, Vec<String>), UpdateError> {
+        self.store_update_tracked(object, current, validation, dry_run, Tracking::Update).await
+    }
+
+    /// [`Self::store_update`], recording the write in managedFields as `tracking` says.
+    async fn store_update_tracked(&self, mut object: Value, current: &KeyValue, validation: FieldValidation, dry_run: bool, tracking: Tracking) -> Result<(Value, Vec<String>), UpdateError> {
         let old = self.decode_stored(current).map_err(UpdateError::Api)?;
+        // An apply's managedFields must survive the status reset below.
+        let applied_fields = (tracking == Tracking::Applied).then(|| object.get("metadata").and_then(|m| m.get("managedFields")).cloned());
         let status_write = self.subresource == Some("status");
         if status_write {
             // A status write changes only .status: everything else comes from the stored object.
@@ -323,10 +390,22 @@ impl Call {
             metadata_mut(&mut object).insert("generation".into(), Value::from(generation + 1));
             object::canonicalize(&mut object);
         }
+        match applied_fields {
+            Some(fields) => {
+                let meta = metadata_mut(&mut object);
+                match fields {
+                    Some(fields) => meta.insert("managedFields".into(), fields),
+                    None => meta.remove("managedFields"),
+                };
+                meta.sort_keys();
+            }
+            None => self.field_manager().update(Some(&old), &mut object, &self.update_manager()),
+        }
         // An update that changes nothing is not written and keeps the resourceVersion.
         let mut unchanged = old.clone();
         metadata_mut(&mut unchanged).remove("resourceVersion");
         unchanged.as_object_mut().expect("object").insert("apiVersion".into(), object.get("apiVersion").cloned().unwrap_or(Value::Null));
+        fieldmanager::keep_timestamps_of_noop(&unchanged, &mut object);
         if unchanged == object {
             return Ok((old, admitted.warnings));
         }

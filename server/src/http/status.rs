@@ -62,6 +62,7 @@ struct StatusBody<'a> {
     status: &'static str,
     #[serde(skip_serializing_if = "str::is_empty")]
     message: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     reason: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<&'a Details>,

@@ -19,11 +19,13 @@ pub enum PatchType {
     Merge,
     /// `application/strategic-merge-patch+json`.
     Strategic,
+    /// `application/apply-patch+yaml`: server-side apply, merged by [`crate::fieldmanager`].
+    Apply,
 }
 
 impl PatchType {
     /// Content types accepted by PATCH, as listed in 415 errors.
-    pub const ACCEPTED: &'static [&'static str] = &["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json"];
+    pub const ACCEPTED: &'static [&'static str] = &["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml"];
 
     /// The patch type of a Content-Type header.
     pub fn from_content_type(header: Option<&str>) -> Option<Self> {
@@ -31,6 +33,7 @@ impl PatchType {
             "application/json-patch+json" => Some(PatchType::Json),
             "application/merge-patch+json" => Some(PatchType::Merge),
             "application/strategic-merge-patch+json" => Some(PatchType::Strategic),
+            crate::fieldmanager::APPLY_PATCH_CONTENT_TYPE => Some(PatchType::Apply),
             _ => None,
         }
     }
@@ -48,6 +51,8 @@ pub enum PatchDocument {
 /// Parses a patch body; malformed bodies are 400 BadRequest.
 pub fn parse(patch_type: PatchType, body: &[u8]) -> Result<PatchDocument, ApiError> {
     match patch_type {
+        // YAML (JSON is YAML too); merged with the live object by the field manager.
+        PatchType::Apply => crate::fieldmanager::parse_apply_body(body).map(PatchDocument::Object),
         PatchType::Json => {
             let value: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
             let ops: json_patch::Patch = serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
