@@ -1,6 +1,7 @@
 //! `apiserver`: serves the API compiled from `spec/` over HTTPS.
 
 use clap::{Parser, ValueEnum};
+use server::storage::embedded::{EmbeddedOptions, EmbeddedStorage};
 use server::storage::memory::MemoryStorage;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +11,8 @@ use std::sync::Arc;
 enum StorageKind {
     /// In memory: fast, and gone at restart.
     Memory,
+    /// Durable, in <data-dir>/store.redb: every acknowledged write survives a crash.
+    Embedded,
 }
 
 /// A Kubernetes API server for the resources declared in spec/.
@@ -40,8 +43,12 @@ struct Flags {
     #[arg(long)]
     write_kubeconfig: Option<PathBuf>,
     /// Storage backend.
-    #[arg(long, value_enum, default_value = "memory")]
+    #[arg(long, value_enum, default_value = "embedded")]
     storage: StorageKind,
+    /// How many past revisions storage keeps for snapshot lists and watch resumption; older
+    /// ones are compacted (410 Expired).
+    #[arg(long, default_value_t = server::storage::memory::DEFAULT_HISTORY)]
+    storage_history: usize,
     /// Log output format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -78,7 +85,11 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     };
     let tls = server::tls::server_config(&certs)?;
     let storage: Arc<dyn server::storage::Storage> = match flags.storage {
-        StorageKind::Memory => Arc::new(MemoryStorage::default()),
+        StorageKind::Memory => Arc::new(MemoryStorage::with_history(flags.storage_history)),
+        StorageKind::Embedded => {
+            let options = EmbeddedOptions { history: flags.storage_history, ..EmbeddedOptions::default() };
+            Arc::new(EmbeddedStorage::open(&flags.data_dir, options)?)
+        }
     };
     let app = server::app(server::AppState::new(storage));
     let listener = tokio::net::TcpListener::bind((flags.bind_address, flags.secure_port)).await?;

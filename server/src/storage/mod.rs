@@ -5,9 +5,14 @@
 //! over one snapshot and watchers can resume; past the compaction point a read or watch gets
 //! [`Error::Compacted`] (HTTP 410 Expired).
 //!
-//! The same conformance tests (`tests` below) run against every backend.
+//! The same conformance tests (`conformance`) run against every backend.
+//!
+//! Backends: [`memory`] (nothing survives a restart) and [`embedded`] (durable, the default),
+//! both built on the multi-version core in `mvcc.rs`.
 
+pub mod embedded;
 pub mod memory;
+pub(crate) mod mvcc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
