@@ -100,3 +100,27 @@ fn validation_modes_and_server_dry_run_with_every_kubectl() {
         assert!(out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("unknown field"), "{}", describe("create --validate=false", &out));
     });
 }
+
+#[test]
+fn versions_share_objects_and_deprecated_ones_warn() {
+    let server = server();
+    let manifests = Manifests::new();
+    let v = e2e::NEWEST_KUBECTL;
+    let path = manifests.write("old.yaml", "apiVersion: other.example.com/v1beta1\nkind: Widget\nmetadata:\n  name: from-beta\nspec:\n  replicas: 4\n");
+    let out = server.kubectl(v, &["create", "-f", &path]);
+    assert!(out.status.success(), "{}", describe("create v1beta1", &out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Warning: other.example.com/v1beta1 Widget is deprecated; use other.example.com/v1 Widget"),
+        "{}",
+        describe("create v1beta1", &out)
+    );
+    // Written through v1beta1, read through v1 (the storage version) and back.
+    let via_v1 = server.get_raw_json("/apis/other.example.com/v1/namespaces/default/widgets/from-beta");
+    assert_eq!((via_v1["apiVersion"].as_str(), via_v1["spec"]["replicas"].as_i64()), (Some("other.example.com/v1"), Some(4)), "{via_v1:#}");
+    let via_beta = server.get_raw_json("/apis/other.example.com/v1beta1/namespaces/default/widgets/from-beta");
+    assert_eq!(via_beta["apiVersion"], "other.example.com/v1beta1", "{via_beta:#}");
+    assert_eq!(via_beta["metadata"]["uid"], via_v1["metadata"]["uid"]);
+    // Discovery prefers v1.
+    let group = server.get_raw_json("/apis/other.example.com");
+    assert_eq!(group["preferredVersion"]["version"], "v1", "{group:#}");
+}

@@ -4,6 +4,7 @@
 //! Each verb is a module; they share [`Call`], the decoded request, and the helpers here for
 //! reading bodies, translating storage errors and rendering objects in the negotiated form.
 
+pub mod cel;
 mod delete;
 pub mod object;
 mod read;
@@ -37,6 +38,7 @@ pub struct ApiEngine {
 impl ApiEngine {
     /// An engine over the given storage.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
+        cel::warm_up();
         ApiEngine { storage }
     }
 }
@@ -55,11 +57,41 @@ impl generated::Engine for ApiEngine {
             headers: parts.headers,
             method: parts.method,
         };
-        match call.dispatch(body).await {
+        let warning = deprecation_warning(target.endpoint);
+        let response = match call.dispatch(body).await {
             Ok(response) => response,
             Err(error) => error.into_response(),
+        };
+        match warning {
+            Some(w) => write::with_warnings(response, &[w]),
+            None => response,
         }
     }
+}
+
+/// The `Warning` kube-apiserver sends for every request to a deprecated version: the spec's
+/// `deprecationWarning`, or `<group>/<version> <Kind> is deprecated; use <group>/<newer> <Kind>`
+/// naming the highest-priority served, non-deprecated version newer than this one.
+fn deprecation_warning(endpoint: &Endpoint) -> Option<String> {
+    let version = endpoint.version();
+    if !version.deprecated {
+        return None;
+    }
+    if let Some(w) = &version.deprecation_warning {
+        return Some(w.clone());
+    }
+    let resource = endpoint.resource();
+    let (group, kind) = (&resource.group, &resource.names.kind);
+    let mut message = format!("{group}/{} {kind} is deprecated", version.name);
+    let newer = resource
+        .versions
+        .iter()
+        .filter(|v| v.served && !v.deprecated && apimodel::version_priority(&v.name) < apimodel::version_priority(&version.name))
+        .min_by(|a, b| apimodel::version_priority(&a.name).cmp(&apimodel::version_priority(&b.name)));
+    if let Some(newer) = newer {
+        message.push_str(&format!("; use {group}/{} {kind}", newer.name));
+    }
+    Some(message)
 }
 
 /// One decoded request.

@@ -119,8 +119,10 @@ impl Call {
         Ok(())
     }
 
-    /// Prunes, validates, and turns unknown fields into warnings or a strict-decoding error.
-    fn admit(&self, mut object: Value, validation: FieldValidation) -> Result<Admitted, ApiError> {
+    /// Prunes, validates (schema, metadata, then `x-kubernetes-validations` rules, with `old`
+    /// the stored object on update), and turns unknown fields into warnings or a
+    /// strict-decoding error.
+    fn admit(&self, mut object: Value, validation: FieldValidation, old: Option<&Value>) -> Result<Admitted, ApiError> {
         let schema = &self.endpoint.version().schema;
         let outcome = prune_and_validate(&mut object, schema);
         let mut warnings = Vec::new();
@@ -137,11 +139,18 @@ impl Call {
         }
         let mut errors = validate_metadata(&object, self.endpoint.resource().namespaced());
         errors.extend(outcome.errors);
+        let rules = super::cel::validate(schema, &object, old, &errors);
+        errors.extend(rules.errors);
+        warnings.extend(rules.warnings);
         if !errors.is_empty() {
             let name = meta_str(&object, "name").unwrap_or("").to_string();
             return Err(ApiError::invalid(self.group(), self.kind(), &name, &errors));
         }
         object::canonicalize(&mut object);
+        // Objects are stored in the storage version; with conversion `None` only apiVersion
+        // differs between versions.
+        let storage_version = format!("{}/{}", self.group(), self.endpoint.resource().storage_version().name);
+        object.as_object_mut().expect("checked to be an object").insert("apiVersion".into(), Value::String(storage_version));
         Ok(Admitted { object, warnings })
     }
 
@@ -183,7 +192,7 @@ impl Call {
                 map.remove("status");
             }
         }
-        let admitted = self.admit(object, validation)?;
+        let admitted = self.admit(object, validation, None)?;
         let mut object = admitted.object;
         if tracking == Tracking::Update {
             self.field_manager().update(None, &mut object, &self.update_manager());
@@ -383,7 +392,7 @@ impl Call {
                 return Err(UpdateError::Api(ApiError::invalid(self.group(), self.kind(), &name, &[error])));
             }
         }
-        let admitted = self.admit(object, validation).map_err(UpdateError::Api)?;
+        let admitted = self.admit(object, validation, Some(&old)).map_err(UpdateError::Api)?;
         let mut object = admitted.object;
         if !status_write && object::spec_changed(&old, &object, self.has_status_subresource()) {
             let generation = old.get("metadata").and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(0);
