@@ -461,6 +461,9 @@ impl<'a> Ctx<'a> {
                 }
             },
         };
+        for (i, rule) in validations.iter().enumerate() {
+            self.check_rule(rule, &format!("{}[{i}]", p("x-kubernetes-validations")));
+        }
         let number = |ctx: &mut Self, key: &str| -> Option<f64> {
             match map.get(key) {
                 None | Some(Value::Null) => None,
@@ -536,6 +539,31 @@ impl<'a> Ctx<'a> {
             validations,
             patch_strategy: self.opt_string(map.get("x-kubernetes-patch-strategy"), &p("x-kubernetes-patch-strategy")),
             patch_merge_key: self.opt_string(map.get("x-kubernetes-patch-merge-key"), &p("x-kubernetes-patch-merge-key")),
+        }
+    }
+}
+
+impl Ctx<'_> {
+    /// Checks one `x-kubernetes-validations` rule as kube-apiserver does when a CRD is written,
+    /// as far as parsing goes: the rule and its messageExpression must be valid CEL, the reason
+    /// one kube knows. (The server checks the functions they call when it starts.)
+    fn check_rule(&mut self, rule: &ValidationRule, at: &str) {
+        let syntax = |source: &str| cel::Program::compile(source).err().map(|e| e.to_string().lines().filter(|l| l.starts_with("ERROR")).collect::<Vec<_>>().join("; "));
+        if rule.rule.trim().is_empty() {
+            self.err(&format!("{at}.rule"), "Required value");
+        } else if let Some(e) = syntax(&rule.rule) {
+            self.err(&format!("{at}.rule"), format!("Invalid value: {:?}: compilation failed: {e}", rule.rule));
+        }
+        if let Some(e) = rule.message_expression.as_deref().and_then(syntax) {
+            self.err(&format!("{at}.messageExpression"), format!("Invalid value: {:?}: messageExpression compilation failed: {e}", rule.message_expression.as_deref().unwrap_or_default()));
+        }
+        if let Some(reason) = rule.reason.as_deref() {
+            if !["FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate"].contains(&reason) {
+                self.err(
+                    &format!("{at}.reason"),
+                    format!("Unsupported value: {reason:?}: supported values: \"FieldValueDuplicate\", \"FieldValueForbidden\", \"FieldValueInvalid\", \"FieldValueRequired\""),
+                );
+            }
         }
     }
 }

@@ -66,6 +66,15 @@ fn defaults_scale_and_status_with_every_kubectl() {
         let out = server.kubectl(v, &["get", "widgets", "--field-selector", "spec.replicas=3"]);
         assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("field label not supported: spec.replicas"), "{}", describe("get --field-selector spec.replicas", &out));
 
+        // x-kubernetes-validations: a plain rule, and a transition rule with oldSelf.
+        let out = server.kubectl(v, &["scale", "widget", &name, "--replicas=11"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains("spec: Invalid value: \"object\": a widget runs at most 10 replicas"), "{}", describe("scale --replicas=11", &out));
+        let out = server.kubectl(v, &["patch", "widget", &name, "--type=merge", "-p", r#"{"spec":{"color":"red"}}"#]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains("cannot turn blue into red"), "{}", describe("patch color=red", &out));
+        assert_eq!(get(server, v, &name)["spec"]["color"], "blue", "a rejected write changes nothing");
+
         // An enum violation is a 422 with kube's wording.
         let out = server.kubectl(v, &["patch", "widget", &name, "--type=merge", "-p", r#"{"spec":{"color":"purple"}}"#]);
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -446,10 +446,10 @@ impl DataSize {
 
 /// The estimated cost of one evaluation: linear in the data without loops, `nodes × size^depth`
 /// with them, where size counts JSON nodes and string bytes (8 to a unit, or each byte when
-/// the expression turns strings into lists it may loop over).
+/// the expression turns strings into lists or builds strings in a loop).
 fn estimate(compiled: &program::Compiled, data: DataSize) -> f64 {
     let nodes = compiled.nodes as f64;
-    let bytes_per_unit = if compiled.splits_strings { 1.0 } else { 8.0 };
+    let bytes_per_unit = if compiled.per_byte { 1.0 } else { 8.0 };
     let size = data.nodes + data.bytes / bytes_per_unit;
     if compiled.loop_depth == 0 {
         nodes + size

@@ -19,14 +19,38 @@ pub struct Compiled {
     pub nodes: u64,
     /// How deeply comprehensions (`all`, `exists`, `map`, …) nest.
     pub loop_depth: u32,
-    /// Whether it makes lists out of strings (`split`, `findAll`, …), which loops may walk
-    /// character by character.
-    pub splits_strings: bool,
+    /// Whether its cost grows with every byte of string data: it makes lists out of strings
+    /// (`split`, `findAll`, …), which loops may walk character by character, or builds strings
+    /// inside a loop (`+`, `replace`, `join`, …), which may copy the data once per iteration.
+    pub per_byte: bool,
 }
 
 /// Functions that make lists out of strings: a loop over their result may run once per
 /// character of the input.
 const STRING_TO_LIST: &[&str] = &["split", "findAll", "lists.range", "charAt"];
+
+/// Functions that build strings (or lists, or bytes) as large as their input: inside a loop,
+/// each iteration may copy the data.
+const BUILDERS: &[&str] = &[
+    "_+_",
+    "replace",
+    "join",
+    "format",
+    "upperAscii",
+    "lowerAscii",
+    "trim",
+    "substring",
+    "reverse",
+    "string",
+    "bytes",
+    "strings.quote",
+    "base64.encode",
+    "base64.decode",
+    "flatten",
+    "sort",
+    "distinct",
+    "slice",
+];
 
 /// The compiled form of `source`, compiled on first use.
 pub fn compiled(source: &str) -> Arc<Compiled> {
@@ -44,7 +68,7 @@ fn compile(source: &str) -> Compiled {
         Ok(p) => p,
         Err(e) => {
             let error = format!("compilation failed: {}", e.to_string().trim_end());
-            return Compiled { program: Err(error), uses_old_self: false, nodes: 0, loop_depth: 0, splits_strings: false };
+            return Compiled { program: Err(error), uses_old_self: false, nodes: 0, loop_depth: 0, per_byte: false };
         }
     };
     let uses_old_self = program.references().has_variable("oldSelf");
@@ -52,9 +76,9 @@ fn compile(source: &str) -> Compiled {
     shape.visit(program.expression(), 0);
     if let Some(name) = shape.unknown.first() {
         let error = format!("compilation failed: ERROR: <input>: undeclared reference to '{name}' (in container '')");
-        return Compiled { program: Err(error), uses_old_self, nodes: shape.nodes, loop_depth: shape.depth, splits_strings: shape.splits };
+        return Compiled { program: Err(error), uses_old_self, nodes: shape.nodes, loop_depth: shape.depth, per_byte: shape.per_byte };
     }
-    Compiled { program: Ok(program), uses_old_self, nodes: shape.nodes, loop_depth: shape.depth, splits_strings: shape.splits }
+    Compiled { program: Ok(program), uses_old_self, nodes: shape.nodes, loop_depth: shape.depth, per_byte: shape.per_byte }
 }
 
 /// Size and loop nesting of an expression, and the functions it calls that the environment
@@ -63,7 +87,7 @@ fn compile(source: &str) -> Compiled {
 struct Shape {
     nodes: u64,
     depth: u32,
-    splits: bool,
+    per_byte: bool,
     unknown: Vec<String>,
 }
 
@@ -74,8 +98,10 @@ impl Shape {
         match &expr.expr {
             Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
             Expr::Call(call) => {
-                self.splits |= STRING_TO_LIST.contains(&call.func_name.as_str());
                 let name = call.func_name.as_str();
+                // `@result + [x]` and `@result + 1` are how macros accumulate, not copies.
+                let accumulates = name == "_+_" && matches!(call.args.first().map(|a| &a.expr), Some(Expr::Ident(v)) if v.starts_with('@'));
+                self.per_byte |= STRING_TO_LIST.contains(&name) || (depth > 0 && BUILDERS.contains(&name) && !accumulates);
                 // `sets.contains(..)` parses as `contains` called on `sets`.
                 let namespaced =
                     || call.target.as_deref().and_then(qualified_name).is_some_and(|ns| env::declares(&format!("{ns}.{name}")));

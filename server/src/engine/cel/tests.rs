@@ -401,6 +401,16 @@ fn cost_is_bounded() {
         ]
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Copying a large string once per item would take gigabytes: refused before it starts.
+    let copies = resource(json!({"kind": {"type": "object", "properties": {
+        "l": {"kind": {"type": "array", "items": {"kind": {"type": "integer"}}}},
+        "s": {"kind": {"type": "string"}}
+    }}, "validations": [{"rule": "self.l.map(x, self.s + self.s).size() > 0", "message": "copies"}]}));
+    let got = errors(&copies, &obj(json!({"l": vec![1; 2000], "s": "x".repeat(1 << 20)})), None);
+    assert!(got[0].contains("call cost exceeds limit for rule: copies"), "{got:?}");
+    assert!(program::compiled("self.l.map(x, self.s + self.s)").per_byte);
+    assert!(!program::compiled("self.l.all(x, x.name != '')").per_byte);
+    assert!(!program::compiled("self.l.exists_one(x, x > 0) && self.s + 'a' != ''").per_byte);
     // Many cheap evaluations add up to the total budget.
     let per_item = resource(json!({"kind": {"type": "object", "properties": {
         "l": {"kind": {"type": "array", "items": {"kind": {"type": "string"}, "validations": [{"rule": "self.split('').all(c, c != '')"}]}}}
