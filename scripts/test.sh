@@ -8,4 +8,17 @@ for v in 1.27 1.28 1.29 1.30 1.31 1.32 1.33; do
     echo "warning: /usr/lib/google-cloud-sdk/bin/kubectl.$v is missing; the kubectl tests will fail" >&2
   fi
 done
+# The etcd storage tests start their own etcd server: Debian's etcd-server (3.4 on bookworm).
+if ! command -v "${ETCD:-etcd}" >/dev/null 2>&1; then
+  echo "etcd is missing: installing Debian's etcd-server for the etcd storage tests" >&2
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server) ||
+      echo "warning: installing etcd-server failed; the etcd tests will fail" >&2
+  elif command -v sudo >/dev/null 2>&1; then
+    (sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server) ||
+      echo "warning: installing etcd-server failed; the etcd tests will fail" >&2
+  else
+    echo "warning: cannot install etcd-server (not root, no sudo); the etcd tests will fail" >&2
+  fi
+fi
 cargo test --workspace --locked "$@"

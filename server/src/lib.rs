@@ -2,8 +2,8 @@
 //!
 //! The server knows no resource by name: the `generated` crate supplies the model, documents and
 //! routes, and this crate supplies what every resource needs — HTTP plumbing ([`http`]), the
-//! generic registry ([`engine`]), patch engines ([`patch`]), storage backends ([`storage`]) and
-//! TLS ([`tls`]).
+//! generic registry ([`engine`]), patch engines ([`patch`]), storage backends ([`storage`]),
+//! TLS ([`tls`]) and authentication and authorization ([`auth`]).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -11,6 +11,7 @@
 //! # let _ = app;
 //! ```
 
+pub mod auth;
 pub mod engine;
 pub mod fieldmanager;
 pub mod http;
@@ -27,12 +28,21 @@ use std::sync::Arc;
 pub struct AppState {
     /// The registry all resource routes hand their requests to.
     pub engine: engine::ApiEngine,
+    /// Who may do what; [`auth::Auth::disabled`] unless set with [`AppState::with_auth`].
+    pub auth: Arc<auth::Auth>,
 }
 
 impl AppState {
-    /// State over a storage backend.
+    /// State over a storage backend, with authentication and authorization off (every
+    /// request is allowed): for in-process tests. The binary adds [`AppState::with_auth`].
     pub fn new(storage: Arc<dyn storage::Storage>) -> Self {
-        AppState { engine: engine::ApiEngine::new(storage) }
+        AppState { engine: engine::ApiEngine::new(storage), auth: Arc::new(auth::Auth::disabled()) }
+    }
+
+    /// Checks every request with `auth`.
+    pub fn with_auth(mut self, auth: auth::Auth) -> Self {
+        self.auth = Arc::new(auth);
+        self
     }
 }
 
@@ -42,5 +52,8 @@ pub fn app(state: AppState) -> Router {
     generated::routes(state.engine.clone())
         .merge(http::discovery::routes())
         .fallback(http::not_found_fallback)
+        // Authentication and authorization run before any route, unknown paths included (a
+        // stranger learns nothing, not even which paths exist), inside the request log.
+        .layer(axum::middleware::from_fn_with_state(state.auth.clone(), auth::middleware))
         .layer(axum::middleware::from_fn(http::log_request))
 }

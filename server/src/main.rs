@@ -1,7 +1,8 @@
 //! `apiserver`: serves the API compiled from `spec/` over HTTPS.
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 use server::storage::embedded::{EmbeddedOptions, EmbeddedStorage};
+use server::storage::etcd::{EtcdOptions, EtcdStorage};
 use server::storage::memory::MemoryStorage;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +14,8 @@ enum StorageKind {
     Memory,
     /// Durable, in <data-dir>/store.redb: every acknowledged write survives a crash.
     Embedded,
+    /// In an etcd v3 cluster (--etcd-servers), which several servers can share.
+    Etcd,
 }
 
 /// A Kubernetes API server for the resources declared in spec/.
@@ -49,9 +52,116 @@ struct Flags {
     /// ones are compacted (410 Expired).
     #[arg(long, default_value_t = server::storage::memory::DEFAULT_HISTORY)]
     storage_history: usize,
+    /// With --storage etcd: the etcd servers to connect with (scheme://ip:port), comma separated.
+    #[arg(long, value_delimiter = ',')]
+    etcd_servers: Vec<String>,
+    /// With --storage etcd: the prefix of every key in etcd.
+    #[arg(long, default_value = server::storage::etcd::DEFAULT_PREFIX)]
+    etcd_prefix: String,
+    /// With --storage etcd: how often etcd's history is compacted (one interval of it is kept
+    /// for watches and paging); 0 disables compaction by this server.
+    #[arg(long, default_value = "5m", value_parser = server::storage::etcd::parse_duration)]
+    etcd_compaction_interval: std::time::Duration,
     /// Log output format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    #[command(flatten)]
+    auth: AuthFlags,
+}
+
+/// Authentication and authorization, with kube-apiserver's flag names (see docs/auth.md).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Authentication and authorization")]
+struct AuthFlags {
+    /// CA bundle (PEM) whose client certificates authenticate users: the user is the
+    /// certificate's CN, its groups the O fields. The server's own CA (<cert-dir>/ca.crt, which
+    /// signs the admin certificate of the kubeconfig it writes) is always trusted as well.
+    #[arg(long)]
+    client_ca_file: Option<PathBuf>,
+    /// Static bearer tokens, CSV lines of token,user,uid,"group1,group2".
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+    /// CA bundle (PEM) of front proxies (kube-apiserver's aggregator). Only connections with a
+    /// client certificate from this CA may pass an identity in the request headers below; on any
+    /// other connection those headers are ignored.
+    #[arg(long)]
+    requestheader_client_ca_file: Option<PathBuf>,
+    /// Common names a front proxy's certificate may have (comma-separated); empty allows any
+    /// certificate of --requestheader-client-ca-file.
+    #[arg(long, value_delimiter = ',')]
+    requestheader_allowed_names: Vec<String>,
+    /// Headers holding the user name (comma-separated; the first present wins).
+    #[arg(long, value_delimiter = ',', default_value = "X-Remote-User")]
+    requestheader_username_headers: Vec<String>,
+    /// Headers holding the user's uid (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    requestheader_uid_headers: Vec<String>,
+    /// Headers holding the groups (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "X-Remote-Group")]
+    requestheader_group_headers: Vec<String>,
+    /// Prefixes of headers holding extra attributes (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "X-Remote-Extra-")]
+    requestheader_extra_headers_prefix: Vec<String>,
+    /// Kubeconfig of a kube-apiserver that checks bearer tokens with TokenReviews.
+    #[arg(long)]
+    authentication_kubeconfig: Option<PathBuf>,
+    /// How long TokenReview answers are cached.
+    #[arg(long, default_value = "10s", value_parser = server::auth::parse_duration)]
+    authentication_token_webhook_cache_ttl: std::time::Duration,
+    /// Serve requests without credentials as system:anonymous (group system:unauthenticated);
+    /// off: they get 401, except --authorization-always-allow-paths.
+    #[arg(long, default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    anonymous_auth: bool,
+    /// Authorization modes, asked in order (comma-separated): AlwaysAllow, AlwaysDeny, RBAC,
+    /// Webhook. Members of system:masters are always allowed.
+    #[arg(long, value_delimiter = ',', default_value = "RBAC")]
+    authorization_mode: Vec<String>,
+    /// RBAC policy: a YAML stream of rbac.authorization.k8s.io/v1 Roles, ClusterRoles,
+    /// RoleBindings and ClusterRoleBindings, added to the built-in policy.
+    #[arg(long)]
+    authorization_policy_file: Option<PathBuf>,
+    /// Kubeconfig of a kube-apiserver that authorizes requests with SubjectAccessReviews
+    /// (--authorization-mode=Webhook).
+    #[arg(long)]
+    authorization_kubeconfig: Option<PathBuf>,
+    /// How long allowed SubjectAccessReview answers are cached.
+    #[arg(long, default_value = "10s", value_parser = server::auth::parse_duration)]
+    authorization_webhook_cache_authorized_ttl: std::time::Duration,
+    /// How long refused SubjectAccessReview answers are cached.
+    #[arg(long, default_value = "10s", value_parser = server::auth::parse_duration)]
+    authorization_webhook_cache_unauthorized_ttl: std::time::Duration,
+    /// Paths anyone may get without authentication or authorization (comma-separated; a
+    /// trailing * matches any suffix).
+    #[arg(long, value_delimiter = ',', default_value = "/healthz,/readyz,/livez")]
+    authorization_always_allow_paths: Vec<String>,
+}
+
+impl AuthFlags {
+    /// The options, trusting `own_ca` (the server's CA) for client certificates too.
+    fn options(&self, own_ca: PathBuf) -> server::auth::AuthOptions {
+        let list = |v: &[String]| v.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
+        server::auth::AuthOptions {
+            client_ca_files: std::iter::once(own_ca).chain(self.client_ca_file.clone()).collect(),
+            token_auth_file: self.token_auth_file.clone(),
+            requestheader_client_ca_file: self.requestheader_client_ca_file.clone(),
+            requestheader: server::auth::requestheader::RequestHeaderConfig {
+                username_headers: list(&self.requestheader_username_headers),
+                uid_headers: list(&self.requestheader_uid_headers),
+                group_headers: list(&self.requestheader_group_headers),
+                extra_headers_prefixes: list(&self.requestheader_extra_headers_prefix),
+                allowed_names: list(&self.requestheader_allowed_names),
+            },
+            authentication_kubeconfig: self.authentication_kubeconfig.clone(),
+            token_webhook_cache_ttl: self.authentication_token_webhook_cache_ttl,
+            anonymous_auth: self.anonymous_auth,
+            authorization_modes: list(&self.authorization_mode),
+            authorization_policy_file: self.authorization_policy_file.clone(),
+            authorization_kubeconfig: self.authorization_kubeconfig.clone(),
+            authorized_ttl: self.authorization_webhook_cache_authorized_ttl,
+            unauthorized_ttl: self.authorization_webhook_cache_unauthorized_ttl,
+            always_allow_paths: list(&self.authorization_always_allow_paths),
+        }
+    }
 }
 
 #[tokio::main]
@@ -83,26 +193,29 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
             server::tls::self_signed(&dir, &hosts)?
         }
     };
-    let tls = server::tls::server_config(&certs)?;
+    // The local user's identity: an admin certificate from our CA (a fresh CA when the serving
+    // certificate was given by flags, so the kubeconfig always has one). That CA is trusted for
+    // client certificates.
+    if certs.ca_pem.is_none() {
+        server::tls::self_signed(&cert_dir, &["127.0.0.1".to_string()])?;
+    }
+    let auth = flags.auth.options(server::tls::ca_cert_path(&cert_dir)).build()?;
+    let tls = server::tls::server_config_with_client_cas(&certs, &auth.client_ca_roots())?;
     let storage: Arc<dyn server::storage::Storage> = match flags.storage {
         StorageKind::Memory => Arc::new(MemoryStorage::with_history(flags.storage_history)),
         StorageKind::Embedded => {
             let options = EmbeddedOptions { history: flags.storage_history, ..EmbeddedOptions::default() };
             Arc::new(EmbeddedStorage::open(&flags.data_dir, options)?)
         }
+        StorageKind::Etcd => Arc::new(open_etcd(&flags).await?),
     };
-    let app = server::app(server::AppState::new(storage));
+    let app = server::app(server::AppState::new(storage).with_auth(auth));
     let listener = tokio::net::TcpListener::bind((flags.bind_address, flags.secure_port)).await?;
     let address = listener.local_addr()?;
     let host = if address.ip().is_unspecified() { "127.0.0.1".to_string() } else { address.ip().to_string() };
     let host = if host.contains(':') { format!("[{host}]") } else { host };
     let url = format!("https://{host}:{}", address.port());
     let kubeconfig = flags.write_kubeconfig.clone().unwrap_or_else(|| flags.data_dir.join("kubeconfig"));
-    // The local user's identity: an admin certificate from our CA (a fresh CA when the serving
-    // certificate was given by flags, so the kubeconfig always has one).
-    if certs.ca_pem.is_none() {
-        server::tls::self_signed(&cert_dir, &["127.0.0.1".to_string()])?;
-    }
     let (client_cert, client_key) = server::tls::client_certificate(&cert_dir, "admin", &["system:masters"])?;
     server::tls::write_kubeconfig(&kubeconfig, &url, certs.ca_pem.as_deref(), (&client_cert, &client_key))?;
     tracing::info!(%url, kubeconfig = %kubeconfig.display(), "serving");
@@ -110,6 +223,23 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     println!("Point kubectl at it with:  export KUBECONFIG={}", kubeconfig.display());
     server::serve::serve_tls(listener, tls, app, shutdown_signal()).await;
     Ok(())
+}
+
+/// The etcd store of the flags. An unreachable etcd is no reason not to start: requests get 503
+/// until it can be reached.
+async fn open_etcd(flags: &Flags) -> Result<EtcdStorage, Box<dyn std::error::Error>> {
+    if flags.etcd_servers.is_empty() {
+        return Err("--storage etcd needs --etcd-servers (e.g. http://127.0.0.1:2379)".into());
+    }
+    let mut options = EtcdOptions::new(flags.etcd_servers.clone());
+    options.prefix = flags.etcd_prefix.clone();
+    options.compaction_interval = flags.etcd_compaction_interval;
+    let storage = EtcdStorage::new(options)?;
+    match storage.server_version().await {
+        Ok(version) => tracing::info!(servers = ?flags.etcd_servers, %version, prefix = %flags.etcd_prefix, "connected to etcd"),
+        Err(e) => tracing::warn!(servers = ?flags.etcd_servers, "{e}; requests will fail with 503 until etcd can be reached"),
+    }
+    Ok(storage)
 }
 
 /// Completes on SIGTERM or Ctrl-C.

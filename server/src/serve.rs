@@ -1,6 +1,7 @@
 //! The HTTPS listener: accepts TLS connections and serves the router over HTTP/2 or HTTP/1.1,
 //! until asked to shut down.
 
+use crate::auth::PeerCertificates;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tower::ServiceExt;
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -32,7 +34,7 @@ pub async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, ap
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(app.clone());
+        let app = app.clone();
         connections.spawn(async move {
             let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
@@ -42,6 +44,15 @@ pub async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, ap
                 }
                 Err(_) => return,
             };
+            // The client certificate chain the handshake verified goes with every request of
+            // the connection, for authentication to read.
+            let certificates = tls.get_ref().1.peer_certificates().filter(|c| !c.is_empty()).map(|c| PeerCertificates(c.to_vec().into()));
+            let service = TowerToHyperService::new(app.map_request(move |mut request: http::Request<hyper::body::Incoming>| {
+                if let Some(certificates) = &certificates {
+                    request.extensions_mut().insert(certificates.clone());
+                }
+                request
+            }));
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -121,8 +121,27 @@ pub fn client_certificate(dir: &Path, user: &str, groups: &[&str]) -> Result<(St
     Ok((cert.pem(), key.serialize_pem()))
 }
 
-/// A rustls server configuration offering HTTP/2 and HTTP/1.1.
+/// The CA certificate in a certificate directory made by [`self_signed`]: the server's own
+/// CA, which signs the local admin's client certificate.
+pub fn ca_cert_path(dir: &Path) -> PathBuf {
+    dir.join(CA_CERT)
+}
+
+/// A rustls server configuration offering HTTP/2 and HTTP/1.1, without client certificates.
 pub fn server_config(certs: &ServingCertificates) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    server_config_with_client_cas(certs, &[])
+}
+
+/// Like [`server_config`], and asks clients for a certificate from one of `client_cas`
+/// (the `--client-ca-file` and `--requestheader-client-ca-file` CAs). A certificate is not
+/// required — bearer tokens and anonymous requests need none — but one that is presented must
+/// chain to those CAs, or the handshake fails. Which CA it chains to, and so what it
+/// authenticates, is decided per request by [`crate::auth`], which reads the chain from the
+/// request's [`crate::auth::PeerCertificates`] extension.
+pub fn server_config_with_client_cas(
+    certs: &ServingCertificates,
+    client_cas: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let chain = rustls_pemfile::certs(&mut certs.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError(format!("invalid certificate PEM: {e}")))?;
@@ -130,10 +149,21 @@ pub fn server_config(certs: &ServingCertificates) -> Result<Arc<rustls::ServerCo
         .map_err(|e| TlsError(format!("invalid private key PEM: {e}")))?
         .ok_or_else(|| TlsError("no private key found in the key file".into()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError(e.to_string()))?
-        .with_no_client_auth()
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().map_err(|e| TlsError(e.to_string()))?;
+    let builder = if client_cas.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in client_cas {
+            roots.add(ca.clone()).map_err(|e| TlsError(format!("unusable client CA certificate: {e}")))?;
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsError(format!("client certificate verifier: {e}")))?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| TlsError(format!("certificate and key do not fit: {e}")))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -9,8 +9,10 @@
 //!
 //! Backends: [`memory`] (nothing survives a restart) and [`embedded`] (durable, the default),
 //! both built on the multi-version core in `mvcc.rs`.
+//! [`etcd`] keeps everything in an etcd cluster, so that several servers can share it.
 
 pub mod embedded;
+pub mod etcd;
 pub mod memory;
 pub(crate) mod mvcc;
 
