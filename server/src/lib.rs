@@ -12,6 +12,7 @@
 //! ```
 
 pub mod auth;
+pub mod duration;
 pub mod engine;
 pub mod fieldmanager;
 pub mod http;

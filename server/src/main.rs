@@ -60,7 +60,7 @@ struct Flags {
     etcd_prefix: String,
     /// With --storage etcd: how often etcd's history is compacted (one interval of it is kept
     /// for watches and paging); 0 disables compaction by this server.
-    #[arg(long, default_value = "5m", value_parser = server::storage::etcd::parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = server::duration::parse_duration)]
     etcd_compaction_interval: std::time::Duration,
     /// Log output format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
@@ -106,7 +106,7 @@ struct AuthFlags {
     #[arg(long)]
     authentication_kubeconfig: Option<PathBuf>,
     /// How long TokenReview answers are cached.
-    #[arg(long, default_value = "10s", value_parser = server::auth::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = server::duration::parse_duration)]
     authentication_token_webhook_cache_ttl: std::time::Duration,
     /// Serve requests without credentials as system:anonymous (group system:unauthenticated);
     /// off: they get 401, except --authorization-always-allow-paths.
@@ -125,10 +125,10 @@ struct AuthFlags {
     #[arg(long)]
     authorization_kubeconfig: Option<PathBuf>,
     /// How long allowed SubjectAccessReview answers are cached.
-    #[arg(long, default_value = "10s", value_parser = server::auth::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = server::duration::parse_duration)]
     authorization_webhook_cache_authorized_ttl: std::time::Duration,
     /// How long refused SubjectAccessReview answers are cached.
-    #[arg(long, default_value = "10s", value_parser = server::auth::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = server::duration::parse_duration)]
     authorization_webhook_cache_unauthorized_ttl: std::time::Duration,
     /// Paths anyone may get without authentication or authorization (comma-separated; a
     /// trailing * matches any suffix).

@@ -385,34 +385,3 @@ impl Storage for EtcdStorage {
     }
 }
 
-/// Parses a duration in Go's notation as kube-apiserver's flags take it: `5m`, `5m0s`, `90s`,
-/// `1h30m`, `500ms`, `0`.
-pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let invalid = || format!("invalid duration {text:?} (expected e.g. 5m, 90s, 1h30m, 500ms or 0)");
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut rest = text;
-    let mut total = Duration::ZERO;
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(invalid)?;
-        let number: f64 = rest[..digits].parse().map_err(|_| invalid())?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return Err(invalid()),
-        };
-        rest = &rest[unit_len..];
-        total += Duration::try_from_secs_f64(number * seconds).map_err(|_| invalid())?;
-    }
-    Ok(total)
-}

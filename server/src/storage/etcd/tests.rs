@@ -291,14 +291,8 @@ fn settings_are_checked() {
 }
 
 #[test]
-fn prefix_ends_and_durations() {
+fn prefix_ends() {
     assert_eq!(prefix_end(b"/a/"), b"/a0");
     assert_eq!(prefix_end(b"a\xff"), b"b");
     assert_eq!(prefix_end(b"\xff\xff"), b"\0");
-    for (text, seconds) in [("5m", 300.0), ("5m0s", 300.0), ("1h30m", 5400.0), ("90s", 90.0), ("500ms", 0.5), ("0", 0.0), ("1.5s", 1.5)] {
-        assert_eq!(parse_duration(text), Ok(Duration::from_secs_f64(seconds)), "{text}");
-    }
-    for bad in ["", "5", "m", "5x", "-1s"] {
-        assert!(parse_duration(bad).is_err(), "{bad}");
-    }
 }
