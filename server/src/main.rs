@@ -220,7 +220,9 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     server::tls::write_kubeconfig(&kubeconfig, &url, certs.ca_pem.as_deref(), (&client_cert, &client_key))?;
     tracing::info!(%url, kubeconfig = %kubeconfig.display(), "serving");
     println!("Serving on {url}");
-    println!("Point kubectl at it with:  export KUBECONFIG={}", kubeconfig.display());
+    // An absolute path works from any directory the user pastes the line into.
+    let shown = std::fs::canonicalize(&kubeconfig).unwrap_or_else(|_| kubeconfig.clone());
+    println!("Point kubectl at it with:  export KUBECONFIG={}", shown.display());
     server::serve::serve_tls(listener, tls, app, shutdown_signal()).await;
     Ok(())
 }
