@@ -559,3 +559,29 @@ fn get_watch_shows_modifications() {
         watch.kill();
     });
 }
+
+#[test]
+fn chunked_lists_show_every_object() {
+    let server = Server::start();
+    let manifests = Manifests::new();
+    // Ten objects in their own namespace, so the list holds exactly these.
+    let mut all = String::new();
+    for i in 0..10 {
+        all.push_str(&foo_manifest(&format!("chunk-{i}"), &format!("m{i}"), None).replace("metadata:\n", "metadata:\n  namespace: chunks\n"));
+        all.push_str("---\n");
+    }
+    let path = manifests.write("chunks.yaml", &all);
+    server.kubectl_ok(KUBECTL_VERSIONS[KUBECTL_VERSIONS.len() - 1], &["create", "-f", &path]);
+    for_each_kubectl(|v| {
+        let out = server.kubectl(v, &["get", "fo", "-n", "chunks", "--chunk-size=2", "-v=6"]);
+        assert!(out.status.success(), "{}", describe("kubectl get --chunk-size=2", &out));
+        let table = Table::parse(&stdout(&out));
+        let names: Vec<&str> = table.rows.iter().map(|r| r[0].as_str()).collect();
+        let want: Vec<String> = (0..10).map(|i| format!("chunk-{i}")).collect();
+        assert_eq!(names, want, "{}", describe("kubectl get --chunk-size=2", &out));
+        // The pages were really fetched two at a time, following continue tokens.
+        let requests = stderr(&out).lines().filter(|l| l.contains("limit=2")).count();
+        assert!(requests >= 5, "expected 5+ paged requests, saw {requests}\n{}", describe("kubectl get --chunk-size=2 -v=6", &out));
+        assert!(stderr(&out).contains("continue="), "{}", describe("kubectl get --chunk-size=2 -v=6", &out));
+    });
+}
