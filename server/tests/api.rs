@@ -313,3 +313,24 @@ async fn oversized_and_malformed_bodies_are_rejected() {
     let (_, list) = api.get(FOOS).await;
     assert!(names(&list).is_empty());
 }
+
+#[tokio::test]
+async fn duplicate_fields_follow_field_validation() {
+    let api = Api::new();
+    let body = r#"{"apiVersion":"hello.zeng.dev/v1","kind":"Foo","metadata":{"name":"dup"},"spec":{"msg":"a","msg":"b"}}"#;
+    let send = |query: &'static str| {
+        let request = Request::post(format!("{FOOS}{query}")).header("content-type", "application/json").body(Body::from(body)).unwrap();
+        api.app.clone().oneshot(request)
+    };
+    let response = send("?fieldValidation=Strict").await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let status: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(status["message"], "Foo in version \"v1\" cannot be handled as a Foo: strict decoding error: duplicate field \"spec.msg\"");
+    assert_eq!(api.get(&format!("{FOOS}/dup")).await.0, StatusCode::NOT_FOUND);
+    let response = send("").await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let warnings: Vec<_> = response.headers().get_all("warning").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    assert_eq!(warnings, ["299 - \"duplicate field \\\"spec.msg\\\"\""]);
+    // The last value wins, as in kube-apiserver.
+    assert_eq!(api.get(&format!("{FOOS}/dup")).await.1["spec"]["msg"], "b");
+}

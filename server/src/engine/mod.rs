@@ -6,6 +6,7 @@
 
 pub mod cel;
 mod delete;
+mod duplicates;
 pub mod object;
 mod read;
 mod scale;

@@ -63,12 +63,23 @@ impl Call {
     }
 
     /// Decodes a create/update body and checks apiVersion and kind.
-    async fn read_object(&self, body: Body) -> Result<Value, ApiError> {
+    /// Also returns the warnings for duplicate JSON keys (under `fieldValidation=Warn`); under
+    /// `Strict` they fail the request.
+    async fn read_object(&self, body: Body, validation: FieldValidation) -> Result<(Value, Vec<String>), ApiError> {
         let kind = self.kind();
         let encoding = body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
         let bytes = read_body(body).await?;
         let object = decode_body(&bytes, encoding, kind)?;
-        self.check_type(object)
+        let object = self.check_type(object)?;
+        let duplicates = match (encoding, validation) {
+            (crate::http::negotiate::Encoding::Json, FieldValidation::Strict | FieldValidation::Warn) => super::duplicates::duplicate_fields(&bytes),
+            _ => Vec::new(),
+        };
+        let messages: Vec<String> = duplicates.iter().map(|f| format!("duplicate field {f:?}")).collect();
+        if validation == FieldValidation::Strict && !messages.is_empty() {
+            return Err(ApiError::bad_request(format!("{kind} in version {:?} cannot be handled as a {kind}: strict decoding error: {}", self.endpoint.version, messages.join(", "))));
+        }
+        Ok((object, messages))
     }
 
     /// Checks that a decoded value is an object of this endpoint's kind and version.
@@ -159,8 +170,9 @@ impl Call {
         let dry_run = self.dry_run(None)?;
         let validation = FieldValidation::parse(self.query.get("fieldValidation"))?;
         fieldmanager::validate_options(WriteOptions::Create, self.query.get("fieldManager"))?;
-        let object = self.read_object(body).await?;
-        self.create_object(object, negotiated, dry_run, validation, Tracking::Update).await
+        let (object, duplicates) = self.read_object(body, validation).await?;
+        let response = self.create_object(object, negotiated, dry_run, validation, Tracking::Update).await?;
+        Ok(with_warnings(response, &duplicates))
     }
 
     /// Creates `object`: the body of a POST, or what an apply to a missing object produced.
@@ -229,7 +241,7 @@ impl Call {
         let dry_run = self.dry_run(None)?;
         let validation = FieldValidation::parse(self.query.get("fieldValidation"))?;
         fieldmanager::validate_options(WriteOptions::Update, self.query.get("fieldManager"))?;
-        let mut object = self.read_object(body).await?;
+        let (mut object, duplicates) = self.read_object(body, validation).await?;
         self.check_namespace(&mut object)?;
         self.check_name(&object)?;
         let precondition = meta_str(&object, "resourceVersion").filter(|rv| !rv.is_empty()).map(str::to_string);
@@ -245,7 +257,10 @@ impl Call {
                 Err(UpdateError::Conflict) if precondition.is_none() && tries < UPDATE_RETRIES => tries += 1,
                 Err(UpdateError::Conflict) => return Err(ApiError::stale(self.group(), self.plural(), self.name.as_deref().unwrap_or_default())),
                 Err(UpdateError::Api(e)) => return Err(e),
-                Ok((stored, warnings)) => return Ok(with_warnings(self.render_object(StatusCode::OK, &stored, negotiated)?, &warnings)),
+                Ok((stored, mut warnings)) => {
+                    warnings.extend(duplicates);
+                    return Ok(with_warnings(self.render_object(StatusCode::OK, &stored, negotiated)?, &warnings));
+                }
             }
         }
     }
