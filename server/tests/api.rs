@@ -334,3 +334,22 @@ async fn duplicate_fields_follow_field_validation() {
     // The last value wins, as in kube-apiserver.
     assert_eq!(api.get(&format!("{FOOS}/dup")).await.1["spec"]["msg"], "b");
 }
+
+#[tokio::test]
+async fn get_honours_resource_version_and_match() {
+    let api = Api::new();
+    let created = api.create("rv", json!({})).await;
+    let first = created["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    api.call("PATCH", &format!("{FOOS}/rv"), "application/merge-patch+json", Some(json!({"spec": {"msg": "second"}}))).await;
+    // Exact: the object as it was.
+    let (status, old) = api.get(&format!("{FOOS}/rv?resourceVersion={first}&resourceVersionMatch=Exact")).await;
+    assert_eq!((status, old["spec"]["msg"].as_str()), (StatusCode::OK, Some("rv")), "{old}");
+    // Not older than: the latest.
+    let (status, latest) = api.get(&format!("{FOOS}/rv?resourceVersion={first}")).await;
+    assert_eq!((status, latest["spec"]["msg"].as_str()), (StatusCode::OK, Some("second")));
+    // From the future: 504 Timeout, as kube-apiserver.
+    let (status, body) = api.get(&format!("{FOOS}/rv?resourceVersion=999999")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(api.get(&format!("{FOOS}/rv?resourceVersion=abc")).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(api.get(&format!("{FOOS}/rv?resourceVersionMatch=Exact")).await.0, StatusCode::BAD_REQUEST);
+}

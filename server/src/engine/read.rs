@@ -61,10 +61,47 @@ impl Call {
     pub(super) async fn get(&self) -> Result<Response, ApiError> {
         let negotiated = self.negotiated()?;
         let name = self.name.as_deref().unwrap_or_default();
-        let kv = self.storage().get(&self.key(name)).await.map_err(|e| self.storage_error(e, name))?;
+        let key = self.key(name);
+        let kv = match self.read_revision()? {
+            // `Exact`: the object as it was at that revision.
+            Some((revision, true)) => {
+                let page = self.storage().list(&key, ListOptions { revision: Some(revision), ..Default::default() }).await.map_err(|e| match e {
+                    crate::storage::Error::Compacted { oldest } => ApiError::expired(format!("too old resource version: {revision} ({oldest})")),
+                    other => self.storage_error(other, name),
+                })?;
+                page.items.into_iter().find(|kv| kv.key == key)
+            }
+            // Not older than the revision: the latest is, unless the revision is in the future.
+            Some((revision, false)) => {
+                let current = self.storage().current_revision().await.map_err(|e| self.storage_error(e, name))?;
+                if revision > current {
+                    return Err(too_large_resource_version(revision, current));
+                }
+                self.storage().get(&key).await.map_err(|e| self.storage_error(e, name))?
+            }
+            None => self.storage().get(&key).await.map_err(|e| self.storage_error(e, name))?,
+        };
         let kv = kv.ok_or_else(|| ApiError::not_found(self.group(), self.plural(), name))?;
         let object = self.decode_stored(&kv)?;
         self.render_object(StatusCode::OK, &object, negotiated)
+    }
+
+    /// `resourceVersion` and `resourceVersionMatch` of a GET: `None` for the latest (absent or
+    /// `0`), else the revision and whether it must match exactly.
+    fn read_revision(&self) -> Result<Option<(Revision, bool)>, ApiError> {
+        let rv = self.query.get("resourceVersion").filter(|s| !s.is_empty());
+        let exact = match self.query.get("resourceVersionMatch").filter(|s| !s.is_empty()) {
+            None | Some("NotOlderThan") => false,
+            Some("Exact") => true,
+            Some(other) => return Err(ApiError::bad_request(format!("resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""))),
+        };
+        match rv {
+            None if exact => Err(ApiError::bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided")),
+            None | Some("0") if !exact => Ok(None),
+            Some("0") => Err(ApiError::bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")),
+            Some(rv) => rv.parse::<Revision>().map(|r| Some((r, exact))).map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}"))),
+            None => Ok(None),
+        }
     }
 
     pub(super) fn selectors(&self) -> Result<(LabelSelector, FieldSelector), ApiError> {
@@ -113,7 +150,7 @@ impl Call {
             if let (Some(rv), None) = (parsed, revision) {
                 let current = self.storage().current_revision().await.map_err(|e| self.storage_error(e, ""))?;
                 if rv > current {
-                    return Err(ApiError::new(504, "Timeout", format!("Too large resource version: {rv}, current: {current}")).with_details(crate::http::Details { retry_after_seconds: Some(1), ..Default::default() }));
+                    return Err(too_large_resource_version(rv, current));
                 }
             }
         }
@@ -194,6 +231,12 @@ impl Call {
         list.insert("metadata".into(), Value::Object(meta));
         Value::Object(list)
     }
+}
+
+/// kube-apiserver's answer to a resourceVersion newer than any it has: 504, retry shortly.
+fn too_large_resource_version(requested: Revision, current: Revision) -> ApiError {
+    ApiError::new(504, "Timeout", format!("Too large resource version: {requested}, current: {current}"))
+        .with_details(crate::http::Details { retry_after_seconds: Some(1), ..Default::default() })
 }
 
 /// `ListMeta` in Go's field order, for typed lists (Table, PartialObjectMetadataList).
