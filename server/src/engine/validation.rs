@@ -108,6 +108,14 @@ fn walk(value: &mut Value, schema: &Schema, path: &str, root: bool, out: &mut Ou
                     }
                 }
             }
+            // An embedded resource is a whole object: it names its kind and version.
+            if *embedded_resource && !*preserve_unknown_fields {
+                for field in ["apiVersion", "kind"] {
+                    if map.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
+                        out.errors.push(FieldError::new(FieldErrorKind::Required, join(path, field), None, format!("{field} must not be empty")));
+                    }
+                }
+            }
             for name in required {
                 if !map.contains_key(name) {
                     out.errors.push(FieldError::new(FieldErrorKind::Required, join(path, name), None, ""));
@@ -440,6 +448,17 @@ mod tests {
         let o = prune_and_validate(&mut obj, &schema);
         assert!(o.errors.is_empty(), "{:?}", o.errors);
         assert_eq!(obj, json!({"spec": {"replicas": 1, "mode": "fast", "maybe": null}}));
+    }
+
+    #[test]
+    fn embedded_resources_need_kind_and_api_version() {
+        let schema = schema(json!({"kind": {"type": "object", "properties": {"spec": {"kind": {"type": "object", "properties": {
+            "template": {"kind": {"type": "object", "embedded_resource": true, "properties": {"spec": {"kind": {"type": "object"}}}}}
+        }}}}}}));
+        let mut obj = json!({"spec": {"template": {"kind": "Pod", "metadata": {"name": "x"}, "spec": {}}}});
+        let o = prune_and_validate(&mut obj, &schema);
+        assert_eq!(messages(&o), vec!["spec.template.apiVersion: Required value: apiVersion must not be empty"]);
+        assert_eq!(obj["spec"]["template"]["metadata"]["name"], "x", "metadata of embedded resources is kept");
     }
 
     #[test]
