@@ -585,3 +585,43 @@ fn chunked_lists_show_every_object() {
         assert!(stderr(&out).contains("continue="), "{}", describe("kubectl get --chunk-size=2 -v=6", &out));
     });
 }
+
+#[test]
+fn server_side_apply_with_conflicts_and_migration() {
+    let server = Server::start();
+    let manifests = Manifests::new();
+    for_each_kubectl(|v| {
+        let name = name_for("ssa", v);
+        let path = manifests.write(&format!("{name}.yaml"), &foo_manifest(&name, "one", Some("x")));
+        let out = server.kubectl_ok(v, &["apply", "--server-side", "-f", &path]);
+        assert_eq!(out.trim(), format!("foo.hello.zeng.dev/{name} serverside-applied"));
+        let out = server.kubectl_ok(v, &["get", "fo", &name, "-o", "json", "--show-managed-fields"]);
+        let obj: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("invalid JSON ({e}): {out}"));
+        let managers: Vec<(String, String)> = obj["metadata"]["managedFields"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no managedFields: {obj:#}"))
+            .iter()
+            .map(|m| (m["manager"].as_str().unwrap_or_default().to_string(), m["operation"].as_str().unwrap_or_default().to_string()))
+            .collect();
+        assert!(managers.contains(&("kubectl".into(), "Apply".into())), "{managers:?}");
+        // Another manager takes msg; applying a different msg then conflicts …
+        server.kubectl_ok(v, &["patch", "fo", &name, "--type=merge", "-p", r#"{"spec":{"msg":"theirs"}}"#]);
+        let path = manifests.write(&format!("{name}.yaml"), &foo_manifest(&name, "mine", Some("x")));
+        let out = server.kubectl(v, &["apply", "--server-side", "-f", &path]);
+        assert!(!out.status.success() && stderr(&out).contains("conflict"), "{}", describe("apply --server-side (conflict)", &out));
+        assert_eq!(stored(&server, v, &name)["spec"]["msg"], "theirs", "a conflicting apply changes nothing");
+        // … until forced.
+        let out = server.kubectl(v, &["apply", "--server-side", "--force-conflicts", "-f", &path]);
+        assert!(out.status.success(), "{}", describe("apply --server-side --force-conflicts", &out));
+        assert_eq!(stored(&server, v, &name)["spec"]["msg"], "mine");
+
+        // Client-side apply, then server-side apply of the same manifest: no conflict.
+        let migrated = name_for("ssa-migrate", v);
+        let path = manifests.write(&format!("{migrated}.yaml"), &foo_manifest(&migrated, "csa", None));
+        server.kubectl_ok(v, &["apply", "-f", &path]);
+        let path = manifests.write(&format!("{migrated}.yaml"), &foo_manifest(&migrated, "ssa", None));
+        let out = server.kubectl(v, &["apply", "--server-side", "-f", &path]);
+        assert!(out.status.success(), "{}", describe("apply --server-side after client-side apply", &out));
+        assert_eq!(stored(&server, v, &migrated)["spec"]["msg"], "ssa");
+    });
+}
