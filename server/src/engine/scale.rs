@@ -73,7 +73,11 @@ impl Call {
         let bytes = read_body(body).await?;
         let patch_doc = if self.method == Method::PATCH {
             let content_type = self.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-            let patch_type = PatchType::from_content_type(content_type).ok_or_else(|| ApiError::unsupported_media_type(PatchType::ACCEPTED))?;
+            // Server-side apply of a Scale is not supported yet: say so rather than fail inside.
+            let scale_types = &["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json"];
+            let patch_type = PatchType::from_content_type(content_type)
+                .filter(|t| *t != PatchType::Apply)
+                .ok_or_else(|| ApiError::unsupported_media_type(scale_types))?;
             Some((patch_type, patch::parse(patch_type, &bytes)?))
         } else {
             None
