@@ -4,15 +4,17 @@
 
 use e2e::{build_server, describe, for_each_kubectl, target_dir, workspace_root, BuildOptions, Manifests, Server};
 use serde_json::Value;
-use std::sync::OnceLock;
 
-fn server() -> &'static Server {
-    static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        let fixture = workspace_root().join("tests").join("fixtures").join("spec-with-bar");
-        let binary = build_server(&BuildOptions { target_dir: Some(target_dir().join("fixture-bar")), spec_dir: Some(fixture) });
-        Server::start_binary(&binary)
-    })
+/// One server for all scenarios, stopped when the test ends (a `static` would outlive the test
+/// process's cleanup and leave the server running).
+#[test]
+fn widget_scenarios() {
+    let fixture = workspace_root().join("tests").join("fixtures").join("spec-with-bar");
+    let binary = build_server(&BuildOptions { target_dir: Some(target_dir().join("fixture-bar")), spec_dir: Some(fixture) });
+    let server = Server::start_binary(&binary);
+    defaults_scale_and_status_with_every_kubectl(&server);
+    validation_modes_and_server_dry_run_with_every_kubectl(&server);
+    versions_share_objects_and_deprecated_ones_warn(&server);
 }
 
 fn get(server: &Server, v: &str, name: &str) -> Value {
@@ -25,9 +27,7 @@ fn create(server: &Server, v: &str, manifests: &Manifests, name: &str, spec: &st
     server.kubectl_ok(v, &["create", "-f", &path]);
 }
 
-#[test]
-fn defaults_scale_and_status_with_every_kubectl() {
-    let server = server();
+fn defaults_scale_and_status_with_every_kubectl(server: &Server) {
     let manifests = Manifests::new();
     for_each_kubectl(|v| {
         let name = format!("w-{}", v.replace('.', "-"));
@@ -82,9 +82,7 @@ fn defaults_scale_and_status_with_every_kubectl() {
     });
 }
 
-#[test]
-fn validation_modes_and_server_dry_run_with_every_kubectl() {
-    let server = server();
+fn validation_modes_and_server_dry_run_with_every_kubectl(server: &Server) {
     let manifests = Manifests::new();
     for_each_kubectl(|v| {
         let name = format!("val-{}", v.replace('.', "-"));
@@ -110,9 +108,7 @@ fn validation_modes_and_server_dry_run_with_every_kubectl() {
     });
 }
 
-#[test]
-fn versions_share_objects_and_deprecated_ones_warn() {
-    let server = server();
+fn versions_share_objects_and_deprecated_ones_warn(server: &Server) {
     let manifests = Manifests::new();
     let v = e2e::NEWEST_KUBECTL;
     let path = manifests.write("old.yaml", "apiVersion: other.example.com/v1beta1\nkind: Widget\nmetadata:\n  name: from-beta\nspec:\n  replicas: 4\n");
