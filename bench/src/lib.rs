@@ -69,6 +69,11 @@ pub struct Config {
     pub quiet: bool,
 }
 
+/// `/proc/loadavg`'s 1-minute figure.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(0.0)
+}
+
 fn machine() -> report::Machine {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let kib = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).unwrap_or(0.0);
@@ -79,7 +84,7 @@ fn machine() -> report::Machine {
         memory_gib: (kib / (1024.0 * 1024.0)).round(),
         cpu_model,
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string(),
-        load_average_at_start: std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next()?.parse().ok()).unwrap_or(0.0),
+        load_average_at_start: load_average(),
     }
 }
 
@@ -125,6 +130,7 @@ pub async fn run(config: &Config) -> Result<Report, String> {
 
 async fn run_one(config: &Config, backend: Backend, objects: usize, dir: &Path, ceiling: &mut Option<Ceiling>, progress: &Progress) -> Result<RunResult, String> {
     let label = format!("[{} N={}]", backend.flag(), thousands(objects as f64));
+    let load_at_start = load_average();
     progress.line(format!("{label} starting the apiserver"));
     let (server, _) = ServerProcess::start(&config.server_binary, backend, dir, 0).await?;
     server.wait_ready().await?;
@@ -237,7 +243,7 @@ async fn run_one(config: &Config, backend: Backend, objects: usize, dir: &Path, 
             Some(result)
         }
     };
-    Ok(RunResult { backend: backend.flag().to_string(), objects, load, ceiling: ceiling_results, operations, watch, memory, startup })
+    Ok(RunResult { backend: backend.flag().to_string(), objects, load_average: (load_at_start, load_average()), load, ceiling: ceiling_results, operations, watch, memory, startup })
 }
 
 fn summary(o: &report::OpResult) -> String {

@@ -63,6 +63,10 @@ pub struct RunResult {
     pub backend: String,
     /// Objects stored while reading and updating.
     pub objects: usize,
+    /// `/proc/loadavg`'s 1-minute load when this run started and when it ended (the
+    /// benchmark's own load included): other work on the machine skews the figures.
+    #[serde(default)]
+    pub load_average: (f64, f64),
     /// The initial load.
     pub load: LoadResult,
     /// The ceiling, measured right before this run's requests.
@@ -197,12 +201,71 @@ fn ms(value: f64) -> String {
 fn ratio(value: Option<f64>) -> String {
     match value {
         Some(r) if r >= 0.1 => format!("{r:.2}"),
-        Some(r) => format!("{r:.3}"),
+        Some(r) if r >= 0.001 => format!("{r:.3}"),
+        Some(_) => "<0.001".into(),
         None => "–".into(),
     }
 }
 
 impl Report {
+    /// Two compact tables at the highest concurrency: throughput with its ratio to the ceiling,
+    /// and p99 latency, one row per backend and N, one column per request kind.
+    pub fn summary_markdown(&self) -> String {
+        let mut out = String::new();
+        let c = self.settings.concurrency.iter().copied().max().unwrap_or(1);
+        let mut kinds: Vec<(&str, &str)> = Vec::new();
+        for op in self.runs.iter().flat_map(|r| &r.operations) {
+            if !kinds.iter().any(|(id, _)| *id == op.operation) {
+                kinds.push((&op.operation, &op.title));
+            }
+        }
+        let header = |out: &mut String, first: &str| {
+            let _ = write!(out, "| backend | N | {first} |");
+            for (_, title) in &kinds {
+                let _ = write!(out, " {title} |");
+            }
+            let _ = write!(out, "\n|---|--:|--:|");
+            for _ in &kinds {
+                out.push_str("--:|");
+            }
+            out.push('\n');
+        };
+        fn find<'a>(run: &'a RunResult, id: &str, c: usize) -> Option<&'a OpResult> {
+            run.operations.iter().find(|o| o.operation == id && o.concurrency == c)
+        }
+        let _ = writeln!(out, "Requests per second at concurrency {c} (in brackets: the ratio to the ceiling, an axum server answering a fixed Foo):\n");
+        header(&mut out, "ceiling");
+        for run in &self.runs {
+            let ceiling = run.ceiling.iter().find(|o| o.concurrency == c).map_or("–".into(), |o| thousands(o.per_second));
+            let _ = write!(out, "| {} | {} | {ceiling} |", run.backend, thousands(run.objects as f64));
+            for (id, _) in &kinds {
+                match find(run, id, c) {
+                    Some(o) => {
+                        let _ = write!(out, " {} ({}) |", thousands(o.per_second), ratio(o.ratio_to_ceiling));
+                    }
+                    None => out.push_str(" – |"),
+                }
+            }
+            out.push('\n');
+        }
+        let _ = writeln!(out, "\np99 latency in milliseconds at concurrency {c}:\n");
+        header(&mut out, "ceiling");
+        for run in &self.runs {
+            let ceiling = run.ceiling.iter().find(|o| o.concurrency == c).map_or("–".into(), |o| ms(o.p99_ms));
+            let _ = write!(out, "| {} | {} | {ceiling} |", run.backend, thousands(run.objects as f64));
+            for (id, _) in &kinds {
+                match find(run, id, c) {
+                    Some(o) => {
+                        let _ = write!(out, " {} |", ms(o.p99_ms));
+                    }
+                    None => out.push_str(" – |"),
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     /// The Markdown tables.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
@@ -212,6 +275,8 @@ impl Report {
             "Machine: {} CPUs ({}), {:.0} GiB, Linux {} (load average {:.1} at the start). Run {}; {} s per measurement; one Foo is {} bytes of JSON.\n",
             m.cpus, m.cpu_model, m.memory_gib, m.kernel, m.load_average_at_start, self.started, self.settings.seconds_per_measurement, self.object_json_bytes
         );
+        out.push_str(&self.summary_markdown());
+        out.push_str("\nEvery request kind at every concurrency:\n\n");
         let conc = &self.settings.concurrency;
         let _ = write!(out, "| backend | N | request |");
         for c in conc {
@@ -266,14 +331,14 @@ impl Report {
             }
         }
 
-        out.push_str("\nMemory (resident, from /proc/<pid>/status) and loading.\n\n");
-        out.push_str("| backend | N | load/s | RSS empty MiB | RSS loaded MiB | bytes/object | beyond JSON | RSS end MiB | peak MiB | RSS after restart MiB |\n");
-        out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        out.push_str("\nMemory (resident, from /proc/<pid>/status) and loading; the load average of the machine at the start and end of each run.\n\n");
+        out.push_str("| backend | N | load/s | RSS empty MiB | RSS loaded MiB | bytes/object | beyond JSON | RSS end MiB | peak MiB | RSS after restart MiB | load average |\n");
+        out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for run in &self.runs {
             let mem = &run.memory;
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} → {:.1} |",
                 run.backend,
                 thousands(run.objects as f64),
                 thousands(run.load.per_second),
@@ -283,7 +348,9 @@ impl Report {
                 thousands(mem.overhead_per_object),
                 mib(mem.rss_end_bytes),
                 mib(mem.rss_peak_bytes),
-                mem.rss_after_restart_bytes.map(mib).unwrap_or_else(|| "–".into())
+                mem.rss_after_restart_bytes.map(mib).unwrap_or_else(|| "–".into()),
+                run.load_average.0,
+                run.load_average.1
             );
         }
 
