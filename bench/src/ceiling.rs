@@ -34,7 +34,10 @@ impl Ceiling {
     /// Starts the ceiling server on 127.0.0.1 (a free port), answering with `body`.
     pub fn start(body: Bytes) -> Result<Ceiling, String> {
         let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
-        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).map_err(|e| e.to_string())?.self_signed(&key).map_err(|e| e.to_string())?;
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .map_err(|e| e.to_string())?
+            .self_signed(&key)
+            .map_err(|e| e.to_string())?;
         let cert_der = cert.der().clone();
         let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| e.to_string())?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());

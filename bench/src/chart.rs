@@ -80,7 +80,12 @@ fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Err
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(760);
 
-    let all_rates = report.runs.iter().flat_map(|r| r.ceiling.iter().chain(&r.operations)).filter(|o| o.concurrency == concurrency).map(|o| o.per_second);
+    let all_rates = report
+        .runs
+        .iter()
+        .flat_map(|r| r.ceiling.iter().chain(&r.operations))
+        .filter(|o| o.concurrency == concurrency)
+        .map(|o| o.per_second);
     let mut chart = ChartBuilder::on(&left)
         .caption(format!("Throughput at concurrency {concurrency} (solid: memory, dashed: embedded)"), ("sans-serif", 18))
         .margin(12)
@@ -105,7 +110,10 @@ fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Err
             }
             let style = color.stroke_width(2);
             if b == 0 {
-                chart.draw_series(LineSeries::new(points.clone(), style))?.label(title.as_str()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                chart
+                    .draw_series(LineSeries::new(points.clone(), style))?
+                    .label(title.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
                 chart.draw_series(points.iter().map(|p| Circle::new(p.clone(), 4, color.filled())))?;
             } else {
                 chart.draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))?;
@@ -113,7 +121,12 @@ fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Err
             }
         }
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::LowerLeft).draw()?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerLeft)
+        .draw()?;
 
     // Memory: resident set after loading, and the objects' own JSON for scale.
     let mib = |b: f64| b / (1024.0 * 1024.0);
@@ -149,7 +162,12 @@ fn draw(report: &Report, out: &mut String) -> Result<(), Box<dyn std::error::Err
         .draw_series(DashedLineSeries::new(json_line.clone(), 6, 4, gray.stroke_width(2)))?
         .label("N × object JSON")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], gray.stroke_width(2)));
-    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::UpperLeft).draw()?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
     root.present()?;
     Ok(())
 }

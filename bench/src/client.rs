@@ -78,7 +78,8 @@ impl Endpoint {
         let tcp = tokio::net::TcpStream::connect(&self.address).await.map_err(|e| format!("connect {}: {e}", self.address))?;
         let _ = tcp.set_nodelay(true);
         let host = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("an IP address is a server name");
-        let stream = tokio_rustls::TlsConnector::from(self.tls.clone()).connect(host, tcp).await.map_err(|e| format!("TLS handshake: {e}"))?;
+        let stream =
+            tokio_rustls::TlsConnector::from(self.tls.clone()).connect(host, tcp).await.map_err(|e| format!("TLS handshake: {e}"))?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
         tokio::spawn(async move {
             let _ = connection.await;
@@ -137,7 +138,9 @@ pub fn tls_from_kubeconfig(path: &Path) -> Result<Arc<rustls::ClientConfig>, Str
     for cert in rustls_pemfile::certs(&mut &field("/clusters/0/cluster/certificate-authority-data")?[..]) {
         roots.add(cert.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     }
-    let chain = rustls_pemfile::certs(&mut &field("/users/0/user/client-certificate-data")?[..]).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+    let chain = rustls_pemfile::certs(&mut &field("/users/0/user/client-certificate-data")?[..])
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
     let key = rustls_pemfile::private_key(&mut &field("/users/0/user/client-key-data")?[..])
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{}: no client key", path.display()))?;

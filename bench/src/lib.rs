@@ -76,9 +76,17 @@ fn load_average() -> f64 {
 
 fn machine() -> report::Machine {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kib = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()).unwrap_or(0.0);
+    let kib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu_model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string()).unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string())
+        .unwrap_or_default();
     report::Machine {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         memory_gib: (kib / (1024.0 * 1024.0)).round(),
@@ -128,7 +136,14 @@ pub async fn run(config: &Config) -> Result<Report, String> {
     Ok(report)
 }
 
-async fn run_one(config: &Config, backend: Backend, objects: usize, dir: &Path, ceiling: &mut Option<Ceiling>, progress: &Progress) -> Result<RunResult, String> {
+async fn run_one(
+    config: &Config,
+    backend: Backend,
+    objects: usize,
+    dir: &Path,
+    ceiling: &mut Option<Ceiling>,
+    progress: &Progress,
+) -> Result<RunResult, String> {
     let label = format!("[{} N={}]", backend.flag(), thousands(objects as f64));
     let load_at_start = load_average();
     progress.line(format!("{label} starting the apiserver"));
@@ -139,7 +154,12 @@ async fn run_one(config: &Config, backend: Backend, objects: usize, dir: &Path, 
     let endpoint = server.endpoint.clone();
 
     let (load, versions) = scenarios::load(&endpoint, objects, config.load_concurrency, progress, &label).await?;
-    progress.line(format!("{label} loaded {} objects in {:.1} s ({}/s)", thousands(objects as f64), load.seconds, thousands(load.per_second)));
+    progress.line(format!(
+        "{label} loaded {} objects in {:.1} s ({}/s)",
+        thousands(objects as f64),
+        load.seconds,
+        thousands(load.per_second)
+    ));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_loaded = server.rss();
     let sample = scenarios::sample_object(&endpoint).await?;
@@ -220,7 +240,9 @@ async fn run_one(config: &Config, backend: Backend, objects: usize, dir: &Path, 
             let listed = loop {
                 match scenarios::count_objects(&server.endpoint).await {
                     Ok(n) if n == stored => break started.elapsed(),
-                    Ok(n) if started.elapsed() > Duration::from_secs(300) => return Err(format!("after restart the list has {n} objects, not {stored}")),
+                    Ok(n) if started.elapsed() > Duration::from_secs(300) => {
+                        return Err(format!("after restart the list has {n} objects, not {stored}"))
+                    }
                     Err(e) if started.elapsed() > Duration::from_secs(300) => return Err(e),
                     _ => tokio::time::sleep(Duration::from_millis(5)).await,
                 }
@@ -243,7 +265,17 @@ async fn run_one(config: &Config, backend: Backend, objects: usize, dir: &Path, 
             Some(result)
         }
     };
-    Ok(RunResult { backend: backend.flag().to_string(), objects, load_average: (load_at_start, load_average()), load, ceiling: ceiling_results, operations, watch, memory, startup })
+    Ok(RunResult {
+        backend: backend.flag().to_string(),
+        objects,
+        load_average: (load_at_start, load_average()),
+        load,
+        ceiling: ceiling_results,
+        operations,
+        watch,
+        memory,
+        startup,
+    })
 }
 
 fn summary(o: &report::OpResult) -> String {

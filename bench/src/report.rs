@@ -233,7 +233,10 @@ impl Report {
         fn find<'a>(run: &'a RunResult, id: &str, c: usize) -> Option<&'a OpResult> {
             run.operations.iter().find(|o| o.operation == id && o.concurrency == c)
         }
-        let _ = writeln!(out, "Requests per second at concurrency {c} (in brackets: the ratio to the ceiling, an axum server answering a fixed Foo):\n");
+        let _ = writeln!(
+            out,
+            "Requests per second at concurrency {c} (in brackets: the ratio to the ceiling, an axum server answering a fixed Foo):\n"
+        );
         header(&mut out, "ceiling");
         for run in &self.runs {
             let ceiling = run.ceiling.iter().find(|o| o.concurrency == c).map_or("–".into(), |o| thousands(o.per_second));
@@ -301,7 +304,14 @@ impl Report {
                     match found {
                         Some(o) => {
                             let errors = if o.errors > 0 { format!(" ({} errors)", o.errors) } else { String::new() };
-                            let _ = write!(out, " {}{errors} | {} | {} | {} |", thousands(o.per_second), ratio(o.ratio_to_ceiling), ms(o.p50_ms), ms(o.p99_ms));
+                            let _ = write!(
+                                out,
+                                " {}{errors} | {} | {} | {} |",
+                                thousands(o.per_second),
+                                ratio(o.ratio_to_ceiling),
+                                ms(o.p50_ms),
+                                ms(o.p99_ms)
+                            );
                         }
                         None => out.push_str(" – | – | – | – |"),
                     }
@@ -359,14 +369,31 @@ impl Report {
             out.push_str("\nStart-up with N objects stored (restart on the same data directory).\n\n");
             out.push_str("| backend | N | serving ms | /readyz ms | LIST returns N ms |\n|---|--:|--:|--:|--:|\n");
             for (run, s) in startups {
-                let _ = writeln!(out, "| {} | {} | {} | {} | {} |", run.backend, thousands(s.objects as f64), ms(s.serving_ms), ms(s.ready_ms), ms(s.list_ms));
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} |",
+                    run.backend,
+                    thousands(s.objects as f64),
+                    ms(s.serving_ms),
+                    ms(s.ready_ms),
+                    ms(s.list_ms)
+                );
             }
         }
-        let failures: Vec<_> = self.runs.iter().flat_map(|r| r.operations.iter().map(move |o| (r, o))).filter(|(_, o)| o.errors > 0).collect();
+        let failures: Vec<_> =
+            self.runs.iter().flat_map(|r| r.operations.iter().map(move |o| (r, o))).filter(|(_, o)| o.errors > 0).collect();
         if !failures.is_empty() {
             out.push_str("\nErrors:\n\n");
             for (run, o) in failures {
-                let _ = writeln!(out, "- {} N={} {} c={}: {}", run.backend, run.objects, o.title, o.concurrency, o.first_error.as_deref().unwrap_or(""));
+                let _ = writeln!(
+                    out,
+                    "- {} N={} {} c={}: {}",
+                    run.backend,
+                    run.objects,
+                    o.title,
+                    o.concurrency,
+                    o.first_error.as_deref().unwrap_or("")
+                );
             }
         }
         out

@@ -63,7 +63,8 @@ pub enum Op {
 
 impl Op {
     /// Every kind, in running order.
-    pub const ALL: [Op; 9] = [Op::Get, Op::List, Op::ListTable, Op::ListPaged, Op::Update, Op::PatchMerge, Op::PatchStrategic, Op::Create, Op::Delete];
+    pub const ALL: [Op; 9] =
+        [Op::Get, Op::List, Op::ListTable, Op::ListPaged, Op::Update, Op::PatchMerge, Op::PatchStrategic, Op::Create, Op::Delete];
 
     /// The machine-readable name used in the JSON results.
     pub fn id(self) -> &'static str {
@@ -276,10 +277,17 @@ impl Work for Delete {
 
 /// Creates objects 0..n with `concurrency` writers. Returns the figures and every object's
 /// resourceVersion.
-pub async fn load(endpoint: &Endpoint, objects: usize, concurrency: usize, progress: &Progress, label: &str) -> Result<(LoadResult, Arc<Vec<AtomicU64>>), String> {
+pub async fn load(
+    endpoint: &Endpoint,
+    objects: usize,
+    concurrency: usize,
+    progress: &Progress,
+    label: &str,
+) -> Result<(LoadResult, Arc<Vec<AtomicU64>>), String> {
     let versions: Arc<Vec<AtomicU64>> = Arc::new((0..objects).map(|_| AtomicU64::new(0)).collect());
     let concurrency = concurrency.clamp(1, objects.max(1));
-    let workers = (0..concurrency).map(|w| Load { indices: (w..objects).step_by(concurrency), current: 0, versions: versions.clone() }).collect();
+    let workers =
+        (0..concurrency).map(|w| Load { indices: (w..objects).step_by(concurrency), current: 0, versions: versions.clone() }).collect();
     progress.phase(format!("{label} loading"), Some(objects as u64));
     let (sample, _) = measure::run(endpoint, workers, Duration::from_secs(24 * 3600), progress).await?;
     if sample.errors > 0 {
@@ -326,7 +334,9 @@ pub async fn operation(
             go!((0..c).map(|w| Patch { rng: Rng::new(seed(w)), objects, content_type, worker: w }).collect::<Vec<_>>()).0
         }
         Op::Create => {
-            let workers: Vec<_> = (0..c).map(|w| Create { prefix: format!("new-c{c}-w{w}-"), sequence: 0, pending: String::new(), created: Vec::new() }).collect();
+            let workers: Vec<_> = (0..c)
+                .map(|w| Create { prefix: format!("new-c{c}-w{w}-"), sequence: 0, pending: String::new(), created: Vec::new() })
+                .collect();
             let (sample, workers) = go!(workers);
             created.insert(c, workers.into_iter().flat_map(|w| w.created).collect());
             sample
@@ -403,7 +413,14 @@ async fn read_watch(mut body: hyper::body::Incoming, events: tokio::sync::mpsc::
 /// Opens `watchers` watches of the collection, then makes `writes` merge patches one after the
 /// other; for each, the delay from its acknowledgement (the PATCH answer) to the moment its
 /// event has reached every watcher.
-pub async fn watch_fanout(endpoint: &Endpoint, watchers: usize, writes: usize, objects: usize, progress: &Progress, label: &str) -> Result<WatchResult, String> {
+pub async fn watch_fanout(
+    endpoint: &Endpoint,
+    watchers: usize,
+    writes: usize,
+    objects: usize,
+    progress: &Progress,
+    label: &str,
+) -> Result<WatchResult, String> {
     use futures::StreamExt;
     let list = endpoint.send_once(&Request::get(format!("{FOOS}?limit=1"))).await?;
     let from = resource_version(&list.body).ok_or_else(|| format!("no resourceVersion in the list: {}", list.describe()))?;
