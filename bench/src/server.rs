@@ -26,6 +26,18 @@ pub fn build(release: bool) -> Result<PathBuf, String> {
     if release {
         command.arg("--release");
     }
+    // `cargo run` and `cargo test` describe this package in the environment; ring's build script
+    // tracks CARGO_MANIFEST_DIR, so passing them on would rebuild ring and everything above it
+    // each time the two builds alternate.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let describes_this_package = key.starts_with("CARGO_PKG_")
+            || ["CARGO_MANIFEST_DIR", "CARGO_MANIFEST_PATH", "CARGO_CRATE_NAME", "CARGO_BIN_NAME", "CARGO_PRIMARY_PACKAGE"]
+                .contains(&key.as_ref());
+        if describes_this_package {
+            command.env_remove(key.as_ref());
+        }
+    }
     let output = command.stdin(Stdio::null()).stderr(Stdio::inherit()).output().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !output.status.success() {
         return Err(format!("building the apiserver failed ({})", output.status));
