@@ -9,7 +9,10 @@
 //! - resourceVersions only move forward: the list's is at least every acknowledged one, and every
 //!   write after the restart gets a larger one.
 
+mod support;
+
 use bytes::Bytes;
+use support::client_tls;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rand::Rng;
@@ -19,7 +22,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const FOOS: &str = "/apis/hello.zeng.dev/v1/namespaces/default/foos";
 const CLIENTS: usize = 4;
@@ -55,21 +58,8 @@ impl Server {
             .spawn()
             .expect("start the apiserver binary");
         let mut server = Server { child, address: String::new(), tls: Arc::new(client_tls(dir)), log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let text = std::fs::read_to_string(&server.log).unwrap_or_default();
-            if let Some(at) = text.find("Serving on https://") {
-                let rest = &text[at + "Serving on https://".len()..];
-                server.address = rest.lines().next().unwrap().trim().to_string();
-                break;
-            }
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("the server exited with {status} at start {run}:\n{text}");
-            }
-            assert!(Instant::now() < deadline, "the server did not start:\n{text}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // The kubeconfig is written before the line above; read the credentials it holds.
+        server.address = support::wait_until_serving(&mut server.child, &server.log, &format!(" at start {run}"));
+        // The kubeconfig is written before the server says it is serving; read its credentials.
         server.tls = Arc::new(client_tls(dir));
         server
     }
@@ -85,34 +75,6 @@ impl Server {
 }
 
 /// TLS settings from the kubeconfig the server wrote: its CA, and the admin client certificate.
-fn client_tls(dir: &Path) -> rustls::ClientConfig {
-    use base64::Engine;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions().unwrap();
-    let Ok(text) = std::fs::read_to_string(dir.join("kubeconfig")) else {
-        // Not written yet: a placeholder until the server is up.
-        return builder.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth();
-    };
-    let config: Value = serde_yaml_ng::from_str(&text).unwrap();
-    let field = |path: &[&str]| -> Vec<u8> {
-        let mut v = &config;
-        for p in path {
-            v = match p.parse::<usize>() {
-                Ok(i) => &v[i],
-                Err(_) => &v[*p],
-            };
-        }
-        base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap()
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &field(&["clusters", "0", "cluster", "certificate-authority-data"])[..]) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let chain = rustls_pemfile::certs(&mut &field(&["users", "0", "user", "client-certificate-data"])[..]).map(|c| c.unwrap()).collect();
-    let key = rustls_pemfile::private_key(&mut &field(&["users", "0", "user", "client-key-data"])[..]).unwrap().unwrap();
-    builder.with_root_certificates(roots).with_client_auth_cert(chain, key).unwrap()
-}
-
 /// One HTTP/1.1 connection over TLS.
 struct Connection {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,

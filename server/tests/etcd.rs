@@ -10,14 +10,16 @@
 
 #[path = "../src/storage/etcd/testing.rs"]
 mod etcd_support;
+mod support;
 
 use bytes::Bytes;
 use etcd_support::Etcd;
+use support::client_tls;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,20 +59,7 @@ impl Replica {
             .spawn()
             .expect("start the apiserver binary");
         let mut replica = Replica { child, address: String::new(), tls: Arc::new(client_tls(dir.path())), log, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let text = replica.log_text();
-            if let Some(at) = text.find("Serving on https://") {
-                let rest = &text[at + "Serving on https://".len()..];
-                replica.address = rest.lines().next().unwrap().trim().to_string();
-                break;
-            }
-            if let Some(status) = replica.child.try_wait().unwrap() {
-                panic!("the server exited with {status}:\n{text}");
-            }
-            assert!(Instant::now() < deadline, "the server did not start:\n{text}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        replica.address = support::wait_until_serving(&mut replica.child, &replica.log, "");
         replica.tls = Arc::new(client_tls(replica._dir.path()));
         replica
     }
@@ -142,27 +131,6 @@ impl Replica {
 }
 
 /// TLS settings from the kubeconfig a server wrote: its CA and the admin client certificate.
-fn client_tls(dir: &Path) -> rustls::ClientConfig {
-    use base64::Engine;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions().unwrap();
-    let Ok(text) = std::fs::read_to_string(dir.join("kubeconfig")) else {
-        return builder.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth();
-    };
-    let config: Value = serde_yaml_ng::from_str(&text).unwrap();
-    let field = |section: &str, name: &str| -> Vec<u8> {
-        let entry = &config[format!("{section}s")][0][section];
-        base64::engine::general_purpose::STANDARD.decode(entry[name].as_str().unwrap()).unwrap()
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &field("cluster", "certificate-authority-data")[..]) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let chain = rustls_pemfile::certs(&mut &field("user", "client-certificate-data")[..]).map(|c| c.unwrap()).collect();
-    let key = rustls_pemfile::private_key(&mut &field("user", "client-key-data")[..]).unwrap().unwrap();
-    builder.with_root_certificates(roots).with_client_auth_cert(chain, key).unwrap()
-}
-
 fn foo(name: &str, msg: &str) -> Value {
     json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo", "metadata": {"name": name}, "spec": {"msg": msg}})
 }
