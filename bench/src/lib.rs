@@ -187,7 +187,8 @@ async fn run_one(
         for &c in &config.concurrency {
             progress.phase(format!("{label} {} c={c}", op.title()), None);
             let (s, _) = scenarios::operation(&endpoint, op, c, objects, &versions, &mut created, config.duration, progress).await?;
-            let result = scenarios::op_result(op.id(), op.title(), c, &s, ceiling_rate.get(&c).copied());
+            let ceiling = ceiling_rate.get(&c).copied().filter(|_| op.comparable_to_ceiling());
+            let result = scenarios::op_result(op.id(), op.title(), c, &s, ceiling);
             progress.line(format!("{label} {} c={c}: {}", op.title(), summary(&result)));
             operations.push(result);
         }

@@ -20,6 +20,12 @@ pub const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
 const JSON: &str = "application/json";
 const MERGE_PATCH: &str = "application/merge-patch+json";
 const STRATEGIC_PATCH: &str = "application/strategic-merge-patch+json";
+const APPLY_PATCH: &str = "application/apply-patch+yaml";
+/// Labels on the large object server-side apply works on: with the long `spec.msg1` below, its
+/// JSON is a little over 1 MiB, and its managedFields name every label.
+const LARGE_LABELS: usize = 9_000;
+/// The length of the large object's `spec.msg1`.
+const LARGE_TEXT: usize = 256 * 1024;
 /// Objects per page in the paginated list.
 pub const PAGE: usize = 500;
 
@@ -59,12 +65,26 @@ pub enum Op {
     Create,
     /// DELETE of an object CREATE made.
     Delete,
+    /// Server-side apply (`kubectl apply --server-side`) of a 1 MiB Foo: each worker applies its
+    /// own object again and again, changing one field. Runs last, so the large objects do not
+    /// weigh on the other measurements.
+    ApplyLarge,
 }
 
 impl Op {
     /// Every kind, in running order.
-    pub const ALL: [Op; 9] =
-        [Op::Get, Op::List, Op::ListTable, Op::ListPaged, Op::Update, Op::PatchMerge, Op::PatchStrategic, Op::Create, Op::Delete];
+    pub const ALL: [Op; 10] = [
+        Op::Get,
+        Op::List,
+        Op::ListTable,
+        Op::ListPaged,
+        Op::Update,
+        Op::PatchMerge,
+        Op::PatchStrategic,
+        Op::Create,
+        Op::Delete,
+        Op::ApplyLarge,
+    ];
 
     /// The machine-readable name used in the JSON results.
     pub fn id(self) -> &'static str {
@@ -78,6 +98,7 @@ impl Op {
             Op::PatchStrategic => "patch_strategic",
             Op::Create => "create",
             Op::Delete => "delete",
+            Op::ApplyLarge => "apply_1mib",
         }
     }
 
@@ -93,7 +114,13 @@ impl Op {
             Op::PatchStrategic => "PATCH (strategic)",
             Op::Create => "CREATE",
             Op::Delete => "DELETE",
+            Op::ApplyLarge => "APPLY 1 MiB (server-side)",
         }
+    }
+
+    /// Whether the throughput compares with the ceiling's (which answers one small Foo).
+    pub fn comparable_to_ceiling(self) -> bool {
+        self != Op::ApplyLarge
     }
 }
 
@@ -275,6 +302,32 @@ impl Work for Delete {
     }
 }
 
+/// A Foo of a little over 1 MiB of JSON, as an applied configuration: many labels and a long
+/// `spec.msg1`; `msg` makes each one different.
+pub fn large_foo(name: &str, msg: &str) -> String {
+    let labels: Vec<String> =
+        (0..LARGE_LABELS).map(|i| format!(r#""label-{i:05}.bench.example/key":"value-{i:05}-{}""#, "v".repeat(50))).collect();
+    format!(
+        r#"{{"apiVersion":"hello.zeng.dev/v1","kind":"Foo","metadata":{{"name":"{name}","labels":{{{}}}}},"spec":{{"msg":"{msg}","msg1":"{}"}}}}"#,
+        labels.join(","),
+        "x".repeat(LARGE_TEXT)
+    )
+}
+
+/// Applies one large object again and again (the first apply creates it).
+struct ApplyLarge {
+    name: String,
+    template: String,
+}
+
+impl Work for ApplyLarge {
+    fn next(&mut self) -> Option<Request> {
+        let body = self.template.replacen("MSG-PLACEHOLDER", &format!("apply {}", unique()), 1);
+        let path = format!("{FOOS}/{}?fieldManager=bench&force=true", self.name);
+        Some(Request::with_body(Method::PATCH, path, APPLY_PATCH, body))
+    }
+}
+
 /// Creates objects 0..n with `concurrency` writers. Returns the figures and every object's
 /// resourceVersion.
 pub async fn load(
@@ -350,6 +403,15 @@ pub async fn operation(
             let (sample, workers) = go!(shares.into_iter().map(|names| Delete { names }).collect::<Vec<_>>());
             left = workers.iter().map(|w| w.names.len()).sum();
             sample
+        }
+        Op::ApplyLarge => {
+            let workers: Vec<_> = (0..c)
+                .map(|w| {
+                    let name = format!("large-c{c}-w{w}");
+                    ApplyLarge { template: large_foo(&name, "MSG-PLACEHOLDER"), name }
+                })
+                .collect();
+            go!(workers).0
         }
     };
     Ok((sample, left))
