@@ -7,6 +7,12 @@ use server::storage::memory::MemoryStorage;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// mimalloc instead of the system allocator: a request allocates and frees many small strings
+/// and maps, and with glibc's malloc freeing them cost more than building them (see
+/// `docs/benchmarks.md`), and long runs left the heap fragmented.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Storage backends.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum StorageKind {

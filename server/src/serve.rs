@@ -15,7 +15,12 @@ use tower::ServiceExt;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves `app` on `listener` with TLS until `shutdown` completes.
-pub async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: Router, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -49,7 +54,7 @@ pub async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, ap
             };
             // The client certificate chain the handshake verified goes with every request of
             // the connection, for authentication to read.
-            let certificates = tls.get_ref().1.peer_certificates().filter(|c| !c.is_empty()).map(|c| PeerCertificates(c.to_vec().into()));
+            let certificates = tls.get_ref().1.peer_certificates().filter(|c| !c.is_empty()).map(|c| PeerCertificates::new(c.to_vec()));
             let service = TowerToHyperService::new(app.map_request(move |mut request: http::Request<hyper::body::Incoming>| {
                 if let Some(certificates) = &certificates {
                     request.extensions_mut().insert(certificates.clone());

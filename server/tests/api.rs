@@ -37,7 +37,8 @@ impl Api {
     }
 
     async fn create(&self, name: &str, labels: Value) -> Value {
-        let foo = json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo", "metadata": {"name": name, "labels": labels}, "spec": {"msg": name}});
+        let foo =
+            json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo", "metadata": {"name": name, "labels": labels}, "spec": {"msg": name}});
         let (status, body) = self.call("POST", FOOS, "application/json", Some(foo)).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
@@ -142,7 +143,8 @@ async fn hostile_parameters_are_400_and_change_nothing() {
     ] {
         let accept_table = query.starts_with("includeObject");
         let uri = format!("{FOOS}?{query}");
-        let request = Request::get(&uri).header("accept", if accept_table { "application/json;as=Table;v=v1;g=meta.k8s.io" } else { "application/json" });
+        let request = Request::get(&uri)
+            .header("accept", if accept_table { "application/json;as=Table;v=v1;g=meta.k8s.io" } else { "application/json" });
         let response = api.app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -206,7 +208,9 @@ async fn watch_from_zero_starts_with_the_current_state_and_bookmarks_end_initial
     let mut stream = Box::pin(api.watch(&format!("{FOOS}?watch=true&resourceVersion=0&fieldSelector=metadata.name%3Dtwo")).await);
     let first = next_event(&mut stream).await;
     assert_eq!((first["type"].as_str(), first["object"]["metadata"]["name"].as_str()), (Some("ADDED"), Some("two")));
-    let mut list_watch = Box::pin(api.watch(&format!("{FOOS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true")).await);
+    let mut list_watch = Box::pin(
+        api.watch(&format!("{FOOS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true")).await,
+    );
     assert_eq!(next_event(&mut list_watch).await["type"], "ADDED");
     assert_eq!(next_event(&mut list_watch).await["type"], "ADDED");
     let bookmark = next_event(&mut list_watch).await;
@@ -242,7 +246,8 @@ async fn dry_run_validates_but_stores_nothing() {
     let bad = json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo", "metadata": {"name": "dry"}, "spec": {"msg": 1}});
     assert_eq!(api.call("POST", &format!("{FOOS}?dryRun=All"), "application/json", Some(bad)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     api.create("real", json!({})).await;
-    let (status, patched) = api.call("PATCH", &format!("{FOOS}/real?dryRun=All"), "application/merge-patch+json", Some(json!({"spec": {"msg": "dry"}}))).await;
+    let (status, patched) =
+        api.call("PATCH", &format!("{FOOS}/real?dryRun=All"), "application/merge-patch+json", Some(json!({"spec": {"msg": "dry"}}))).await;
     assert_eq!((status, patched["spec"]["msg"].as_str()), (StatusCode::OK, Some("dry")));
     assert_eq!(api.get(&format!("{FOOS}/real")).await.1["spec"]["msg"], "real");
     assert_eq!(api.call("DELETE", &format!("{FOOS}/real?dryRun=All"), "", None).await.0, StatusCode::OK);
@@ -261,10 +266,17 @@ async fn finalizers_hold_deletion_until_removed() {
     assert_eq!(marked["metadata"]["generation"], 2);
     // Still there, and new finalizers may not be added.
     assert_eq!(api.get(&format!("{FOOS}/held")).await.0, StatusCode::OK);
-    let (status, _) =
-        api.call("PATCH", &format!("{FOOS}/held"), "application/merge-patch+json", Some(json!({"metadata": {"finalizers": ["example.com/wait", "example.com/more"]}}))).await;
+    let (status, _) = api
+        .call(
+            "PATCH",
+            &format!("{FOOS}/held"),
+            "application/merge-patch+json",
+            Some(json!({"metadata": {"finalizers": ["example.com/wait", "example.com/more"]}})),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, _) = api.call("PATCH", &format!("{FOOS}/held"), "application/merge-patch+json", Some(json!({"metadata": {"finalizers": null}}))).await;
+    let (status, _) =
+        api.call("PATCH", &format!("{FOOS}/held"), "application/merge-patch+json", Some(json!({"metadata": {"finalizers": null}}))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(api.get(&format!("{FOOS}/held")).await.0, StatusCode::NOT_FOUND);
 }
@@ -273,7 +285,8 @@ async fn finalizers_hold_deletion_until_removed() {
 async fn delete_preconditions() {
     let api = Api::new();
     let created = api.create("pre", json!({})).await;
-    let (status, body) = api.call("DELETE", &format!("{FOOS}/pre"), "application/json", Some(json!({"preconditions": {"resourceVersion": "999"}}))).await;
+    let (status, body) =
+        api.call("DELETE", &format!("{FOOS}/pre"), "application/json", Some(json!({"preconditions": {"resourceVersion": "999"}}))).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let uid = created["metadata"]["uid"].clone();
     let (status, body) = api.call("DELETE", &format!("{FOOS}/pre"), "application/json", Some(json!({"preconditions": {"uid": uid}}))).await;
@@ -287,11 +300,13 @@ async fn generation_and_no_op_updates() {
     let created = api.create("gen", json!({})).await;
     let rv = created["metadata"]["resourceVersion"].clone();
     // Metadata-only change: no generation bump.
-    let (_, labelled) = api.call("PATCH", &format!("{FOOS}/gen"), "application/merge-patch+json", Some(json!({"metadata": {"labels": {"x": "y"}}}))).await;
+    let (_, labelled) =
+        api.call("PATCH", &format!("{FOOS}/gen"), "application/merge-patch+json", Some(json!({"metadata": {"labels": {"x": "y"}}}))).await;
     assert_eq!(labelled["metadata"]["generation"], 1);
     assert_ne!(labelled["metadata"]["resourceVersion"], rv);
     // Spec change: bump.
-    let (_, changed) = api.call("PATCH", &format!("{FOOS}/gen"), "application/merge-patch+json", Some(json!({"spec": {"msg": "new"}}))).await;
+    let (_, changed) =
+        api.call("PATCH", &format!("{FOOS}/gen"), "application/merge-patch+json", Some(json!({"spec": {"msg": "new"}}))).await;
     assert_eq!(changed["metadata"]["generation"], 2);
     // Nothing changes: nothing written, same resourceVersion.
     let (_, same) = api.call("PATCH", &format!("{FOOS}/gen"), "application/merge-patch+json", Some(json!({"spec": {"msg": "new"}}))).await;
@@ -352,4 +367,53 @@ async fn get_honours_resource_version_and_match() {
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
     assert_eq!(api.get(&format!("{FOOS}/rv?resourceVersion=abc")).await.0, StatusCode::BAD_REQUEST);
     assert_eq!(api.get(&format!("{FOOS}/rv?resourceVersionMatch=Exact")).await.0, StatusCode::BAD_REQUEST);
+}
+
+/// Reads, lists and Tables are written straight from the stored bytes when the answer is compact
+/// JSON; `?pretty=true` takes the path that builds the answer as a tree. Both must be the same
+/// document with the same key order.
+#[tokio::test]
+async fn answers_written_from_stored_bytes_match_the_encoded_ones() {
+    let api = Api::new();
+    api.create("plain", json!({})).await;
+    api.create("labelled", json!({"app": "x", "tier": "back-end"})).await;
+    let patch = json!({"metadata": {"finalizers": ["example.com/keep"], "annotations": {"note": "é}{]["}}, "spec": {"msg1": "second"}});
+    let (status, _) = api.call("PATCH", &format!("{FOOS}/labelled?fieldManager=other"), "application/merge-patch+json", Some(patch)).await;
+    assert_eq!(status, StatusCode::OK);
+    let raw = |uri: String, accept: &'static str| {
+        let app = api.app.clone();
+        async move {
+            let request = Request::get(uri).header("accept", accept).body(Body::empty()).unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.into_body().collect().await.unwrap().to_bytes().to_vec()
+        }
+    };
+    let table = "application/json;as=Table;v=v1;g=meta.k8s.io";
+    let table_beta = "application/json;as=Table;v=v1beta1;g=meta.k8s.io";
+    let cases = [
+        (format!("{FOOS}/labelled"), "application/json"),
+        (FOOS.to_string(), "application/json"),
+        ("/apis/hello.zeng.dev/v1/foos".to_string(), "application/json"),
+        (format!("{FOOS}?limit=1"), "application/json"),
+        (FOOS.to_string(), table),
+        (format!("{FOOS}?includeObject=Object"), table),
+        (format!("{FOOS}?includeObject=None"), table_beta),
+        (format!("{FOOS}?labelSelector=app%3Dx"), table),
+    ];
+    for (uri, accept) in cases {
+        let separator = if uri.contains('?') { '&' } else { '?' };
+        // Ages are in whole seconds; a second boundary between the two reads is retried.
+        let mut attempts = 0;
+        loop {
+            let compact = raw(uri.clone(), accept).await;
+            let pretty = raw(format!("{uri}{separator}pretty=true"), accept).await;
+            let reencoded = serde_json::to_vec(&serde_json::from_slice::<Value>(&pretty).unwrap()).unwrap();
+            if compact == reencoded || attempts == 2 {
+                assert_eq!(String::from_utf8(compact).unwrap(), String::from_utf8(reencoded).unwrap(), "{uri} as {accept}");
+                break;
+            }
+            attempts += 1;
+        }
+    }
 }

@@ -7,7 +7,7 @@
 //! mistake them for an identity.
 
 use super::user::UserInfo;
-use super::x509::{subject, CaPool, PeerCertificates};
+use super::x509::{CaPool, PeerCertificates};
 use http::HeaderMap;
 use std::collections::BTreeMap;
 
@@ -78,13 +78,10 @@ impl RequestHeaderAuthenticator {
     /// `Ok(None)` without a client certificate or without a user name header; an error when
     /// the certificate is not a proxy's.
     pub fn authenticate(&self, headers: &HeaderMap, peer: Option<&PeerCertificates>) -> Result<Option<UserInfo>, String> {
-        let Some(PeerCertificates(chain)) = peer else { return Ok(None) };
-        if chain.is_empty() {
-            return Ok(None);
-        }
-        self.pool.verify(chain)?;
+        let Some(peer) = peer.filter(|p| !p.is_empty()) else { return Ok(None) };
+        let subject = peer.verified_subject(&self.pool)?;
         if !self.allowed_names.is_empty() {
-            let cn = subject(&chain[0])?.common_name;
+            let cn = subject.common_name;
             if !self.allowed_names.contains(&cn) {
                 return Err(format!("x509: subject with cn={cn} is not in the allowed list"));
             }
@@ -176,7 +173,7 @@ mod tests {
         params.distinguished_name.push(DnType::CommonName, cn);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let der: CertificateDer<'static> = params.signed_by(&key, &issuer).unwrap().der().clone();
-        PeerCertificates(vec![der].into())
+        PeerCertificates::new(vec![der])
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {

@@ -4,20 +4,91 @@
 //! its organizations as groups.
 //!
 //! The TLS layer only asks for certificates and checks them against the union of all trusted
-//! CAs; which CA a certificate chains to — and so what it may do — is decided here, per
-//! request, as kube-apiserver's x509 authenticators do.
+//! CAs; which CA a certificate chains to — and so what it may do — is decided here, as
+//! kube-apiserver's x509 authenticators do. A chain's verification by one CA bundle is
+//! remembered for the rest of its connection (until the certificate expires), so a keep-alive
+//! connection pays for the signature checks once, not on every request.
 
 use super::user::UserInfo;
 use super::AuthError;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// The longest a successful verification is remembered, even for a certificate valid for longer.
+const REMEMBER_VERIFIED: Duration = Duration::from_secs(10 * 60);
+/// How long a failed verification is remembered (a certificate not yet valid may become so).
+const REMEMBER_REFUSED: Duration = Duration::from_secs(10);
 
 /// The certificate chain a client presented and the TLS handshake verified (end-entity
-/// first), as a request extension. Absent when the client sent no certificate.
+/// first), as a request extension, with what has been verified of it so far on its connection.
+/// Absent when the client sent no certificate.
 #[derive(Debug, Clone)]
-pub struct PeerCertificates(pub Arc<[CertificateDer<'static>]>);
+pub struct PeerCertificates {
+    chain: Arc<[CertificateDer<'static>]>,
+    verified: Arc<Mutex<Vec<Verified>>>,
+}
+
+/// One CA bundle's verdict on a connection's chain.
+#[derive(Debug)]
+struct Verified {
+    /// Which bundle ([`CaPool::id`]).
+    pool: usize,
+    /// When to verify again: for a success the certificate's expiry, at most
+    /// [`REMEMBER_VERIFIED`] away; for a failure [`REMEMBER_REFUSED`].
+    until: SystemTime,
+    /// The end-entity's subject, or why the chain is refused.
+    verdict: Result<Subject, String>,
+}
+
+impl PeerCertificates {
+    /// A connection's chain, end-entity first.
+    pub fn new(chain: Vec<CertificateDer<'static>>) -> Self {
+        PeerCertificates { chain: chain.into(), verified: Arc::default() }
+    }
+
+    /// The chain, end-entity first.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.chain
+    }
+
+    /// Whether the chain is empty (the client sent no certificate).
+    pub fn is_empty(&self) -> bool {
+        self.chain.is_empty()
+    }
+
+    /// Verifies the chain against `pool` (see [`CaPool::verify`]) and returns the end-entity's
+    /// subject. The verdict is remembered for this connection: a success until the certificate
+    /// expires (at most ten minutes), a failure for ten seconds.
+    pub fn verified_subject(&self, pool: &CaPool) -> Result<Subject, String> {
+        let now = SystemTime::now();
+        let id = pool.id();
+        {
+            let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(v) = verified.iter().find(|v| v.pool == id && now < v.until) {
+                return v.verdict.clone();
+            }
+        }
+        let leaf = self.chain.first().ok_or("no certificate")?;
+        let (verdict, until) = match pool.verify(&self.chain).and_then(|()| subject(leaf)) {
+            Ok(subject) => (Ok(subject), not_after(leaf).unwrap_or(now).min(now + REMEMBER_VERIFIED)),
+            Err(e) => (Err(e), now + REMEMBER_REFUSED),
+        };
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        verified.retain(|v| v.pool != id);
+        verified.push(Verified { pool: id, until, verdict: verdict.clone() });
+        verdict
+    }
+}
+
+/// When a DER certificate stops being valid.
+fn not_after(cert: &CertificateDer<'_>) -> Option<SystemTime> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let seconds = u64::try_from(parsed.validity().not_after.timestamp()).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
+}
 
 /// A bundle of trusted CA certificates and a verifier over them.
 #[derive(Clone)]
@@ -62,6 +133,11 @@ impl CaPool {
             .build()
             .map_err(|e| AuthError(format!("{source}: {e}")))?;
         Ok(CaPool { roots, verifier, source: source.to_string() })
+    }
+
+    /// Identifies this bundle (and its clones) among others, for remembering verifications.
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.verifier) as *const () as usize
     }
 
     /// The CA certificates, for the TLS layer's trust store.
@@ -122,12 +198,8 @@ impl X509Authenticator {
     /// `Ok(None)` without a certificate or with an empty common name; an error when the
     /// certificate does not chain to the pool.
     pub fn authenticate(&self, peer: Option<&PeerCertificates>) -> Result<Option<UserInfo>, String> {
-        let Some(PeerCertificates(chain)) = peer else { return Ok(None) };
-        if chain.is_empty() {
-            return Ok(None);
-        }
-        self.pool.verify(chain)?;
-        let subject = subject(&chain[0])?;
+        let Some(peer) = peer.filter(|p| !p.is_empty()) else { return Ok(None) };
+        let subject = peer.verified_subject(&self.pool)?;
         if subject.common_name.is_empty() {
             return Ok(None);
         }
@@ -161,7 +233,7 @@ mod tests {
     }
 
     fn peer(cert: CertificateDer<'static>) -> PeerCertificates {
-        PeerCertificates(vec![cert].into())
+        PeerCertificates::new(vec![cert])
     }
 
     #[test]
@@ -183,6 +255,22 @@ mod tests {
         assert!(auth.authenticate(Some(&peer(leaf(&other, "mallory", &["system:masters"], ExtendedKeyUsagePurpose::ClientAuth)))).is_err());
         assert!(auth.authenticate(Some(&peer(leaf(&trusted, "server", &[], ExtendedKeyUsagePurpose::ServerAuth)))).is_err());
         assert_eq!(auth.authenticate(Some(&peer(leaf(&trusted, "", &["g"], ExtendedKeyUsagePurpose::ClientAuth)))).unwrap(), None);
+    }
+
+    #[test]
+    fn a_connection_remembers_each_bundles_verdict() {
+        let trusted = ca("trusted");
+        let other = ca("other");
+        let trusting = CaPool::from_pem(trusted.0.as_bytes(), "trusted").unwrap();
+        let refusing = CaPool::from_pem(other.0.as_bytes(), "other").unwrap();
+        let connection = peer(leaf(&trusted, "alice", &["dev"], ExtendedKeyUsagePurpose::ClientAuth));
+        for _ in 0..2 {
+            assert_eq!(connection.verified_subject(&trusting).unwrap().common_name, "alice");
+            assert!(connection.verified_subject(&refusing).unwrap_err().contains("against other failed"));
+            // A clone of a bundle is the same bundle; the clone of a connection shares its memory.
+            assert_eq!(connection.clone().verified_subject(&trusting.clone()).unwrap().organizations, vec!["dev".to_string()]);
+        }
+        assert_eq!(connection.verified.lock().unwrap().len(), 2);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! DELETE of one object and of a collection. Objects with finalizers are only marked
 //! (`deletionTimestamp`); the last finalizer's removal deletes them (see `write`).
 
-use super::object::{self, metadata_mut, meta_str};
+use super::object::{self, meta_str, metadata_mut};
 use super::write::finalizers;
 use super::{body_encoding, decode_body, read_body, Call};
 use crate::http::{respond, ApiError};
@@ -27,14 +27,17 @@ impl Call {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(json!({}));
         }
-        let encoding = body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
+        let encoding =
+            body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
         let options = decode_body(&bytes, encoding, "DeleteOptions")?;
         if !options.is_object() {
             return Err(ApiError::bad_request("the body of a delete request must be a DeleteOptions object"));
         }
         if let Some(p) = options.get("propagationPolicy").and_then(Value::as_str) {
             if !["Orphan", "Background", "Foreground"].contains(&p) {
-                return Err(ApiError::bad_request(format!("propagationPolicy: Unsupported value: {p:?}: supported values: \"Background\", \"Foreground\", \"Orphan\"")));
+                return Err(ApiError::bad_request(format!(
+                    "propagationPolicy: Unsupported value: {p:?}: supported values: \"Background\", \"Foreground\", \"Orphan\""
+                )));
             }
         }
         Ok(options)
@@ -127,9 +130,9 @@ impl Call {
         let (labels, fields) = self.selectors()?;
         let page = self.read_page(&labels, &fields).await?;
         let mut deleted = Vec::new();
-        for object in &page.items {
-            let name = meta_str(object, "name").unwrap_or_default().to_string();
-            let namespace = meta_str(object, "namespace").map(str::to_string);
+        for object in self.decode_all(&page.items)? {
+            let name = meta_str(&object, "name").unwrap_or_default().to_string();
+            let namespace = meta_str(&object, "namespace").map(str::to_string);
             let key = object::object_key(self.group(), self.plural(), namespace.as_deref(), &name);
             for _ in 0..16 {
                 let Some(current) = self.storage().get(&key).await.map_err(|e| self.storage_error(e, &name))? else { break };
@@ -145,7 +148,8 @@ impl Call {
                 }
             }
         }
-        let list = self.list_object(super::read::Page { items: deleted, revision: page.revision, continue_token: None, remaining: None });
+        let meta = super::read::ListMeta { revision: page.meta.revision, continue_token: None, remaining: None };
+        let list = self.list_object(deleted, &meta);
         Ok(respond(StatusCode::OK, &list, negotiated.encoding, self.pretty()))
     }
 }

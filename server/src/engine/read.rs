@@ -2,11 +2,12 @@
 
 use super::object::list_prefix;
 use super::selectors::{FieldSelector, LabelSelector};
+use super::stored_json;
 use super::table::{self, IncludeObject};
 use super::Call;
-use crate::http::negotiate::Shape;
-use crate::http::{respond, ApiError};
-use crate::storage::{ListOptions, Revision};
+use crate::http::negotiate::{Encoding, Negotiated, Shape};
+use crate::http::{bytes_response, respond, ApiError};
+use crate::storage::{KeyValue, ListOptions, Revision};
 use axum::response::Response;
 use base64::Engine as _;
 use http::StatusCode;
@@ -32,14 +33,17 @@ impl ContinueToken {
 
     pub fn decode(token: &str) -> Result<Self, String> {
         let invalid = |why: String| format!("invalid continue token: continue key is not valid: {why}");
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token.trim_end_matches('='))
-            .map_err(|e| invalid(e.to_string()))?;
+        let bytes =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|e| invalid(e.to_string()))?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
         if value.get("v").and_then(Value::as_str) != Some("meta.k8s.io/v1") {
             return Err("invalid continue token: continue key is not valid: unrecognized version".into());
         }
-        let revision = value.get("rv").and_then(Value::as_u64).filter(|r| *r > 0).ok_or_else(|| invalid("incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into()))?;
+        let revision = value
+            .get("rv")
+            .and_then(Value::as_u64)
+            .filter(|r| *r > 0)
+            .ok_or_else(|| invalid("incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into()))?;
         let start = value.get("start").and_then(Value::as_str).ok_or_else(|| invalid("no start key".into()))?;
         let after = start.strip_suffix('\u{0}').unwrap_or(start);
         if after.contains("..") || after.starts_with('/') && after.len() == 1 {
@@ -49,9 +53,15 @@ impl ContinueToken {
     }
 }
 
-/// A page of objects read for a list or a deletecollection.
+/// A page of objects read for a list or a deletecollection: the matching objects as stored, and
+/// the list's metadata.
 pub(crate) struct Page {
-    pub items: Vec<Value>,
+    pub items: Vec<KeyValue>,
+    pub meta: ListMeta,
+}
+
+/// What a list says about itself besides its items.
+pub(crate) struct ListMeta {
     pub revision: Revision,
     pub continue_token: Option<String>,
     pub remaining: Option<usize>,
@@ -65,10 +75,14 @@ impl Call {
         let kv = match self.read_revision()? {
             // `Exact`: the object as it was at that revision.
             Some((revision, true)) => {
-                let page = self.storage().list(&key, ListOptions { revision: Some(revision), ..Default::default() }).await.map_err(|e| match e {
-                    crate::storage::Error::Compacted { oldest } => ApiError::expired(format!("too old resource version: {revision} ({oldest})")),
-                    other => self.storage_error(other, name),
-                })?;
+                let page = self.storage().list(&key, ListOptions { revision: Some(revision), ..Default::default() }).await.map_err(
+                    |e| match e {
+                        crate::storage::Error::Compacted { oldest } => {
+                            ApiError::expired(format!("too old resource version: {revision} ({oldest})"))
+                        }
+                        other => self.storage_error(other, name),
+                    },
+                )?;
                 page.items.into_iter().find(|kv| kv.key == key)
             }
             // Not older than the revision: the latest is, unless the revision is in the future.
@@ -82,8 +96,20 @@ impl Call {
             None => self.storage().get(&key).await.map_err(|e| self.storage_error(e, name))?,
         };
         let kv = kv.ok_or_else(|| ApiError::not_found(self.group(), self.plural(), name))?;
+        if self.plain_json(negotiated) {
+            let mut body = Vec::with_capacity(kv.value.len() + 32);
+            if stored_json::render(&kv.value, &self.endpoint.api_version(), kv.mod_revision, &mut body) {
+                return Ok(bytes_response(StatusCode::OK, body, "application/json"));
+            }
+        }
         let object = self.decode_stored(&kv)?;
         self.render_object(StatusCode::OK, &object, negotiated)
+    }
+
+    /// Whether the answer is objects as compact JSON, which [`stored_json::render`] writes
+    /// straight from the stored bytes.
+    pub(super) fn plain_json(&self, negotiated: Negotiated) -> bool {
+        negotiated.shape == Shape::Object && negotiated.encoding == Encoding::Json && !self.pretty()
     }
 
     /// `resourceVersion` and `resourceVersionMatch` of a GET: `None` for the latest (absent or
@@ -93,13 +119,24 @@ impl Call {
         let exact = match self.query.get("resourceVersionMatch").filter(|s| !s.is_empty()) {
             None | Some("NotOlderThan") => false,
             Some("Exact") => true,
-            Some(other) => return Err(ApiError::bad_request(format!("resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""))),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+                )))
+            }
         };
         match rv {
-            None if exact => Err(ApiError::bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided")),
+            None if exact => Err(ApiError::bad_request(
+                "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+            )),
             None | Some("0") if !exact => Ok(None),
-            Some("0") => Err(ApiError::bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")),
-            Some(rv) => rv.parse::<Revision>().map(|r| Some((r, exact))).map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}"))),
+            Some("0") => Err(ApiError::bad_request(
+                "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            )),
+            Some(rv) => rv
+                .parse::<Revision>()
+                .map(|r| Some((r, exact)))
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}"))),
             None => Ok(None),
         }
     }
@@ -107,8 +144,12 @@ impl Call {
     pub(super) fn selectors(&self) -> Result<(LabelSelector, FieldSelector), ApiError> {
         let labels = LabelSelector::parse(self.query.get("labelSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
         let resource = self.endpoint.resource();
-        let fields = FieldSelector::parse(self.query.get("fieldSelector").unwrap_or(""), resource.namespaced(), &self.endpoint.version().selectable_fields)
-            .map_err(ApiError::bad_request)?;
+        let fields = FieldSelector::parse(
+            self.query.get("fieldSelector").unwrap_or(""),
+            resource.namespaced(),
+            &self.endpoint.version().selectable_fields,
+        )
+        .map_err(ApiError::bad_request)?;
         Ok((labels, fields))
     }
 
@@ -142,10 +183,22 @@ impl Call {
             match (rv_match, parsed) {
                 (None, _) => {}
                 (Some("Exact"), Some(rv)) if rv > 0 => revision = Some(rv),
-                (Some("Exact"), _) => return Err(ApiError::bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")),
+                (Some("Exact"), _) => {
+                    return Err(ApiError::bad_request(
+                        "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                    ))
+                }
                 (Some("NotOlderThan"), Some(_)) => {}
-                (Some("NotOlderThan"), None) => return Err(ApiError::bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided")),
-                (Some(other), _) => return Err(ApiError::bad_request(format!("resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""))),
+                (Some("NotOlderThan"), None) => {
+                    return Err(ApiError::bad_request(
+                        "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+                    ))
+                }
+                (Some(other), _) => {
+                    return Err(ApiError::bad_request(format!(
+                        "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+                    )))
+                }
             }
             if let (Some(rv), None) = (parsed, revision) {
                 let current = self.storage().current_revision().await.map_err(|e| self.storage_error(e, ""))?;
@@ -168,21 +221,27 @@ impl Call {
                 .await
                 .map_err(|e| match e {
                     crate::storage::Error::Compacted { .. } if self.query.get("continue").is_some() => ApiError::expired(CONTINUE_EXPIRED),
-                    crate::storage::Error::Compacted { oldest } => ApiError::expired(format!("too old resource version: {} ({oldest})", revision.unwrap_or(0))),
+                    crate::storage::Error::Compacted { oldest } => {
+                        ApiError::expired(format!("too old resource version: {} ({oldest})", revision.unwrap_or(0)))
+                    }
                     other => self.storage_error(other, ""),
                 })?;
             snapshot = Some(page.revision);
             remaining = page.remaining;
             let exhausted = page.remaining == 0;
-            for kv in &page.items {
+            let read_nothing = page.items.is_empty();
+            for kv in page.items {
                 last_key = Some(kv.key.clone());
-                let object = self.decode_stored(kv)?;
-                if labels.matches(&object) && fields.matches(&object) {
-                    items.push(object);
+                if filtering {
+                    let object = self.decode_stored(&kv)?;
+                    if !(labels.matches(&object) && fields.matches(&object)) {
+                        continue;
+                    }
                 }
+                items.push(kv);
             }
             after = last_key.clone();
-            if exhausted || limit.is_none_or(|l| items.len() >= l) || page.items.is_empty() {
+            if exhausted || limit.is_none_or(|l| items.len() >= l) || read_nothing {
                 break;
             }
         }
@@ -192,45 +251,138 @@ impl Call {
             ContinueToken { revision, after: key.strip_prefix(&prefix).map(|k| format!("/{k}")).unwrap_or(key) }.encode()
         });
         let remaining = (continue_token.is_some() && !filtering).then_some(remaining);
-        Ok(Page { items, revision, continue_token, remaining })
+        Ok(Page { items, meta: ListMeta { revision, continue_token, remaining } })
     }
 
     pub(super) async fn list(&self) -> Result<Response, ApiError> {
         let negotiated = self.negotiated()?;
         let (labels, fields) = self.selectors()?;
         let page = self.read_page(&labels, &fields).await?;
+        if self.plain_json(negotiated) {
+            if let Some(body) = self.list_json(&page) {
+                return Ok(bytes_response(StatusCode::OK, body, "application/json"));
+            }
+        }
+        if let (Shape::Table { beta }, Encoding::Json, false) = (negotiated.shape, negotiated.encoding, self.pretty()) {
+            let include = IncludeObject::parse(self.query.get("includeObject")).map_err(ApiError::bad_request)?;
+            let body = self.table_json(&page, include, beta)?;
+            return Ok(bytes_response(StatusCode::OK, body, "application/json"));
+        }
+        let objects = self.decode_all(&page.items)?;
         let body = match negotiated.shape {
-            Shape::Object => self.list_object(page),
+            Shape::Object => self.list_object(objects, &page.meta),
             Shape::Table { beta } => {
                 let include = IncludeObject::parse(self.query.get("includeObject")).map_err(ApiError::bad_request)?;
                 let now = chrono::Utc::now();
-                let rows = page.items.iter().map(|o| table::row(self.endpoint, o, include, beta, now)).collect();
-                table::table(self.endpoint, rows, typed_list_meta(&page), beta)
+                let rows = objects.into_iter().map(|o| table::row(self.endpoint, o, include, beta, now)).collect();
+                table::table(self.endpoint, rows, typed_list_meta(&page.meta), beta)
             }
             Shape::Metadata { beta } => {
-                let items: Vec<Value> = page.items.iter().map(|o| table::partial_object_metadata(o, beta)).collect();
+                let items: Vec<Value> = objects.into_iter().map(|o| table::partial_object_metadata(o, beta)).collect();
                 let api_version = if beta { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" };
-                json!({"kind": "PartialObjectMetadataList", "apiVersion": api_version, "metadata": typed_list_meta(&page), "items": items})
+                json!({"kind": "PartialObjectMetadataList", "apiVersion": api_version, "metadata": typed_list_meta(&page.meta), "items": items})
             }
         };
         Ok(respond(StatusCode::OK, &body, negotiated.encoding, self.pretty()))
     }
 
+    /// A Table of the page as compact JSON, written without building it as a tree: the same
+    /// bytes as encoding [`table::table`]. Each object is decoded for its cells only; its
+    /// metadata (or the object itself) is written from the stored bytes.
+    fn table_json(&self, page: &Page, include: IncludeObject, beta: bool) -> Result<Vec<u8>, ApiError> {
+        let now = chrono::Utc::now();
+        let api_version = self.endpoint.api_version();
+        table::table_json(self.endpoint, &typed_list_meta(&page.meta), beta, |out| {
+            for (i, kv) in page.items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let object = self.decode_stored(kv)?;
+                let cells = table::cells(self.endpoint, &object, now);
+                out.extend_from_slice(br#"{"cells":"#);
+                serde_json::to_writer(&mut *out, &cells).map_err(ApiError::internal)?;
+                let written = match include {
+                    IncludeObject::None => true,
+                    IncludeObject::Metadata => {
+                        out.extend_from_slice(br#","object":"#);
+                        let api = table::api_version(beta);
+                        stored_json::partial_object_metadata(
+                            &kv.value,
+                            api,
+                            kv.mod_revision,
+                            table::META_ORDER,
+                            table::MANAGED_FIELDS_ORDER,
+                            out,
+                        )
+                    }
+                    IncludeObject::Object => {
+                        out.extend_from_slice(br#","object":"#);
+                        stored_json::render(&kv.value, &api_version, kv.mod_revision, out)
+                    }
+                };
+                if !written {
+                    let row = match include {
+                        IncludeObject::Metadata => table::partial_object_metadata(object, beta),
+                        _ => object,
+                    };
+                    serde_json::to_writer(&mut *out, &row).map_err(ApiError::internal)?;
+                }
+                out.push(b'}');
+            }
+            Ok(())
+        })
+    }
+
+    /// Decodes stored objects into their served form.
+    pub(super) fn decode_all(&self, items: &[KeyValue]) -> Result<Vec<Value>, ApiError> {
+        items.iter().map(|kv| self.decode_stored(kv)).collect()
+    }
+
     /// `<Kind>List` with keys sorted, as kube-apiserver writes custom resource lists.
-    pub(super) fn list_object(&self, page: Page) -> Value {
-        let mut meta = Map::new();
-        meta.insert("continue".into(), Value::String(page.continue_token.clone().unwrap_or_default()));
-        if let Some(n) = page.remaining {
-            meta.insert("remainingItemCount".into(), json!(n));
-        }
-        meta.insert("resourceVersion".into(), Value::String(page.revision.to_string()));
+    pub(super) fn list_object(&self, items: Vec<Value>, meta: &ListMeta) -> Value {
         let mut list = Map::new();
         list.insert("apiVersion".into(), Value::String(self.endpoint.api_version()));
-        list.insert("items".into(), Value::Array(page.items));
+        list.insert("items".into(), Value::Array(items));
         list.insert("kind".into(), Value::String(self.endpoint.resource().names.list_kind.clone()));
-        list.insert("metadata".into(), Value::Object(meta));
+        list.insert("metadata".into(), list_meta(meta));
         Value::Object(list)
     }
+
+    /// The same list as [`Self::list_object`] encodes to, written from the stored bytes; `None`
+    /// if an object is not in the stored form.
+    fn list_json(&self, page: &Page) -> Option<Vec<u8>> {
+        let api_version = self.endpoint.api_version();
+        let size: usize = page.items.iter().map(|kv| kv.value.len() + 32).sum();
+        let mut out = Vec::with_capacity(size + 256);
+        out.extend_from_slice(b"{\"apiVersion\":");
+        out.extend_from_slice(stored_json::string(&api_version).as_bytes());
+        out.extend_from_slice(b",\"items\":[");
+        for (i, kv) in page.items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            if !stored_json::render(&kv.value, &api_version, kv.mod_revision, &mut out) {
+                return None;
+            }
+        }
+        out.extend_from_slice(b"],\"kind\":");
+        out.extend_from_slice(stored_json::string(&self.endpoint.resource().names.list_kind).as_bytes());
+        out.extend_from_slice(b",\"metadata\":");
+        out.extend_from_slice(list_meta(&page.meta).to_string().as_bytes());
+        out.push(b'}');
+        Some(out)
+    }
+}
+
+/// `ListMeta` of a custom resource list, keys sorted.
+fn list_meta(meta: &ListMeta) -> Value {
+    let mut map = Map::new();
+    map.insert("continue".into(), Value::String(meta.continue_token.clone().unwrap_or_default()));
+    if let Some(n) = meta.remaining {
+        map.insert("remainingItemCount".into(), json!(n));
+    }
+    map.insert("resourceVersion".into(), Value::String(meta.revision.to_string()));
+    Value::Object(map)
 }
 
 /// kube-apiserver's answer to a resourceVersion newer than any it has: 504, retry shortly.
@@ -240,7 +392,7 @@ fn too_large_resource_version(requested: Revision, current: Revision) -> ApiErro
 }
 
 /// `ListMeta` in Go's field order, for typed lists (Table, PartialObjectMetadataList).
-fn typed_list_meta(page: &Page) -> Value {
+fn typed_list_meta(page: &ListMeta) -> Value {
     let mut meta = Map::new();
     meta.insert("resourceVersion".into(), Value::String(page.revision.to_string()));
     if let Some(token) = &page.continue_token {

@@ -25,7 +25,9 @@ impl IncludeObject {
             None | Some("") | Some("Metadata") => Ok(IncludeObject::Metadata),
             Some("None") => Ok(IncludeObject::None),
             Some("Object") => Ok(IncludeObject::Object),
-            Some(other) => Err(format!("includeObject: Unsupported value: {other:?}: supported values: \"Metadata\", \"None\", \"Object\"")),
+            Some(other) => {
+                Err(format!("includeObject: Unsupported value: {other:?}: supported values: \"Metadata\", \"None\", \"Object\""))
+            }
         }
     }
 }
@@ -38,14 +40,20 @@ pub fn column_definitions(endpoint: &Endpoint) -> Vec<Value> {
         columns.push(json!({"name": "Age", "type": "date", "format": "", "description": "Custom resource definition column (in JSONPath format): .metadata.creationTimestamp", "priority": 0}));
     }
     for c in printer_columns {
-        let description = if c.description.is_empty() { format!("Custom resource definition column (in JSONPath format): {}", c.json_path) } else { c.description.clone() };
-        columns.push(json!({"name": c.name, "type": c.column_type, "format": c.format, "description": description, "priority": c.priority}));
+        let description = if c.description.is_empty() {
+            format!("Custom resource definition column (in JSONPath format): {}", c.json_path)
+        } else {
+            c.description.clone()
+        };
+        columns
+            .push(json!({"name": c.name, "type": c.column_type, "format": c.format, "description": description, "priority": c.priority}));
     }
     columns
 }
 
-/// One row for an object.
-pub fn row(endpoint: &Endpoint, object: &Value, include: IncludeObject, beta: bool, now: chrono::DateTime<chrono::Utc>) -> Value {
+/// The cells of an object's row: its name, then each column's value (or its age, when the
+/// spec declares no columns).
+pub fn cells(endpoint: &Endpoint, object: &Value, now: chrono::DateTime<chrono::Utc>) -> Vec<Value> {
     let name = object.get("metadata").and_then(|m| m.get("name")).cloned().unwrap_or(Value::Null);
     let mut cells = vec![name];
     let printer_columns = &endpoint.version().printer_columns;
@@ -56,6 +64,12 @@ pub fn row(endpoint: &Endpoint, object: &Value, include: IncludeObject, beta: bo
     for (column, value) in printer_columns.iter().zip((endpoint.table_cells)(object)) {
         cells.push(cell(&column.column_type, value, now));
     }
+    cells
+}
+
+/// One row for an object; the object (or its metadata) moves into the row.
+pub fn row(endpoint: &Endpoint, object: Value, include: IncludeObject, beta: bool, now: chrono::DateTime<chrono::Utc>) -> Value {
+    let cells = cells(endpoint, &object, now);
     let mut row = Map::new();
     row.insert("cells".into(), Value::Array(cells));
     match include {
@@ -64,7 +78,7 @@ pub fn row(endpoint: &Endpoint, object: &Value, include: IncludeObject, beta: bo
             row.insert("object".into(), partial_object_metadata(object, beta));
         }
         IncludeObject::Object => {
-            row.insert("object".into(), object.clone());
+            row.insert("object".into(), object);
         }
     }
     Value::Object(row)
@@ -72,43 +86,91 @@ pub fn row(endpoint: &Endpoint, object: &Value, include: IncludeObject, beta: bo
 
 /// A Table of the given rows.
 pub fn table(endpoint: &Endpoint, rows: Vec<Value>, list_meta: Value, beta: bool) -> Value {
-    let api_version = if beta { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" };
-    json!({"kind": "Table", "apiVersion": api_version, "metadata": list_meta, "columnDefinitions": column_definitions(endpoint), "rows": rows})
+    json!({"kind": "Table", "apiVersion": api_version(beta), "metadata": list_meta, "columnDefinitions": column_definitions(endpoint), "rows": rows})
+}
+
+/// The bytes [`table`] encodes to, around rows already encoded: `write_rows` appends them,
+/// separated by commas.
+pub fn table_json<E>(
+    endpoint: &Endpoint,
+    list_meta: &Value,
+    beta: bool,
+    write_rows: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<Vec<u8>, E> {
+    let mut out = Vec::with_capacity(4096);
+    out.extend_from_slice(br#"{"kind":"Table","apiVersion":""#);
+    out.extend_from_slice(api_version(beta).as_bytes());
+    out.extend_from_slice(br#"","metadata":"#);
+    out.extend_from_slice(list_meta.to_string().as_bytes());
+    out.extend_from_slice(br#","columnDefinitions":"#);
+    out.extend_from_slice(Value::Array(column_definitions(endpoint)).to_string().as_bytes());
+    out.extend_from_slice(br#","rows":["#);
+    write_rows(&mut out)?;
+    out.extend_from_slice(b"]}");
+    Ok(out)
+}
+
+/// `meta.k8s.io`'s version for Table and PartialObjectMetadata.
+pub fn api_version(beta: bool) -> &'static str {
+    if beta {
+        "meta.k8s.io/v1beta1"
+    } else {
+        "meta.k8s.io/v1"
+    }
 }
 
 /// Fields of ObjectMeta in Go's struct order, which kube-apiserver uses when it writes typed
 /// metadata (PartialObjectMetadata), unlike the sorted keys of the custom resource itself.
-const META_ORDER: &[&str] = &[
-    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
-    "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers", "managedFields",
+pub(crate) const META_ORDER: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
 ];
 
 /// Fields of a managedFields entry in Go's struct order.
-const MANAGED_FIELDS_ORDER: &[&str] = &["manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1", "subresource"];
+pub(crate) const MANAGED_FIELDS_ORDER: &[&str] = &["manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1", "subresource"];
 
-fn reorder(map: &Map<String, Value>, order: &[&str]) -> Map<String, Value> {
-    let mut out = Map::new();
+/// The entries of `map` named in `order`, in that order; the others are dropped.
+fn reorder(mut map: Map<String, Value>, order: &[&str]) -> Map<String, Value> {
+    let mut out = Map::with_capacity(map.len());
     for key in order {
-        if let Some(v) = map.get(*key) {
-            out.insert((*key).to_string(), v.clone());
+        if let Some((k, v)) = map.swap_remove_entry(*key) {
+            out.insert(k, v);
         }
     }
     out
 }
 
-/// `PartialObjectMetadata` of an object.
-pub fn partial_object_metadata(object: &Value, beta: bool) -> Value {
-    let meta = object.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
-    let mut meta = reorder(&meta, META_ORDER);
+/// `PartialObjectMetadata` of an object (whose metadata moves into it).
+pub fn partial_object_metadata(object: Value, beta: bool) -> Value {
+    let meta = match object {
+        Value::Object(mut map) => match map.swap_remove("metadata") {
+            Some(Value::Object(meta)) => meta,
+            _ => Map::new(),
+        },
+        _ => Map::new(),
+    };
+    let mut meta = reorder(meta, META_ORDER);
     if let Some(Value::Array(entries)) = meta.get_mut("managedFields") {
         for e in entries.iter_mut() {
             if let Value::Object(m) = e {
-                *m = reorder(m, MANAGED_FIELDS_ORDER);
+                *m = reorder(std::mem::take(m), MANAGED_FIELDS_ORDER);
             }
         }
     }
-    let api_version = if beta { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" };
-    json!({"kind": "PartialObjectMetadata", "apiVersion": api_version, "metadata": meta})
+    json!({"kind": "PartialObjectMetadata", "apiVersion": api_version(beta), "metadata": meta})
 }
 
 /// A column's cell from the first JSONPath result, as kube-apiserver types it: strings print the
@@ -118,7 +180,9 @@ fn cell(column_type: &str, value: Value, now: chrono::DateTime<chrono::Utc>) -> 
     match (column_type, value) {
         (_, Value::Null) => Value::Null,
         ("string", v) => Value::String(go_print(&v)),
-        ("integer", Value::Number(n)) => n.as_i64().map(Value::from).or_else(|| n.as_f64().map(|f| Value::from(f as i64))).unwrap_or(Value::Null),
+        ("integer", Value::Number(n)) => {
+            n.as_i64().map(Value::from).or_else(|| n.as_f64().map(|f| Value::from(f as i64))).unwrap_or(Value::Null)
+        }
         ("number", Value::Number(n)) => n.as_f64().map(Value::from).unwrap_or(Value::Null),
         ("boolean", v @ Value::Bool(_)) => v,
         ("date", v) => age_cell(&v, now),

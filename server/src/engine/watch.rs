@@ -7,7 +7,7 @@ use super::table::{self, IncludeObject};
 use super::Call;
 use crate::http::negotiate::Shape;
 use crate::http::ApiError;
-use crate::storage::{Event, ListOptions, Revision};
+use crate::storage::{Event, KeyValue, ListOptions, Revision};
 use axum::body::Body;
 use axum::response::Response;
 use futures::StreamExt;
@@ -70,28 +70,27 @@ impl Call {
         };
 
         // Where the stream starts, and which objects are sent first as ADDED.
-        let mut initial: Vec<Value> = Vec::new();
+        let mut initial: Vec<KeyValue> = Vec::new();
+        let filtering = !labels.is_empty() || !fields.is_empty();
+        let mut keep_matching = |items: Vec<KeyValue>| -> Result<(), ApiError> {
+            for kv in items {
+                if !filtering || self.decode_stored(&kv).is_ok_and(|o| labels.matches(&o) && fields.matches(&o)) {
+                    initial.push(kv);
+                }
+            }
+            Ok(())
+        };
         let start: Revision = match rv {
             None | Some("0") => {
                 let list = self.storage().list(&prefix, ListOptions::default()).await.map_err(|e| self.storage_error(e, ""))?;
-                for kv in &list.items {
-                    let object = self.decode_stored(kv)?;
-                    if labels.matches(&object) && fields.matches(&object) {
-                        initial.push(object);
-                    }
-                }
+                keep_matching(list.items)?;
                 list.revision
             }
             Some(rv) => {
                 let rv: Revision = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))?;
                 if send_initial {
                     let list = self.storage().list(&prefix, ListOptions::default()).await.map_err(|e| self.storage_error(e, ""))?;
-                    for kv in &list.items {
-                        let object = self.decode_stored(kv)?;
-                        if labels.matches(&object) && fields.matches(&object) {
-                            initial.push(object);
-                        }
-                    }
+                    keep_matching(list.items)?;
                     list.revision.max(rv)
                 } else {
                     rv
@@ -118,8 +117,8 @@ impl Call {
                 let tx = tx.clone();
                 async move { tx.send(line).await.is_ok() }
             };
-            for object in initial {
-                let line = event_line("ADDED", &call.render(&object, render, first));
+            for kv in initial {
+                let Some(line) = call.line("ADDED", &kv, render, first) else { continue };
                 first = false;
                 if !send(line).await {
                     return;
@@ -153,8 +152,8 @@ impl Call {
                             }
                         };
                         last_rv = event.revision();
-                        if let Some((kind, object)) = call.transform(&event, &labels, &fields) {
-                            let line = event_line(kind, &call.render(&object, render, first));
+                        if let Some((kind, object)) = call.transform(event, &labels, &fields) {
+                            let Some(line) = call.line(kind, &object, render, first) else { continue };
                             first = false;
                             if !send(line).await { return; }
                         }
@@ -181,32 +180,48 @@ impl Call {
         }
     }
 
-    /// The event type and object a storage event becomes for this watcher, if any.
-    fn transform(&self, event: &Event, labels: &LabelSelector, fields: &FieldSelector) -> Option<(&'static str, Value)> {
-        let matches = |o: &Value| labels.matches(o) && fields.matches(o);
+    /// The event type and object (as stored, with the revision it is sent with) a storage event
+    /// becomes for this watcher, if any. Objects are decoded only to check selectors.
+    fn transform(&self, event: Event, labels: &LabelSelector, fields: &FieldSelector) -> Option<(&'static str, KeyValue)> {
+        let filtering = !labels.is_empty() || !fields.is_empty();
+        let matches = |kv: &KeyValue| !filtering || self.decode_stored(kv).is_ok_and(|o| labels.matches(&o) && fields.matches(&o));
         match event {
             Event::Put { current, prev } => {
-                let new = self.decode_stored(current).ok()?;
-                let old_matched = match prev {
-                    Some(p) => self.decode_stored(p).ok().is_some_and(|o| matches(&o)),
-                    None => false,
-                };
-                match (old_matched, matches(&new)) {
-                    (false, true) => Some(("ADDED", new)),
-                    (true, true) => Some(("MODIFIED", new)),
-                    (true, false) => Some(("DELETED", new)),
+                let old_matched = prev.as_ref().is_some_and(&matches);
+                match (old_matched, matches(&current)) {
+                    (false, true) => Some(("ADDED", current)),
+                    (true, true) => Some(("MODIFIED", current)),
+                    (true, false) => Some(("DELETED", current)),
                     (false, false) => None,
                 }
             }
-            Event::Delete { prev, revision } => {
-                let mut old = self.decode_stored(prev).ok()?;
-                if !matches(&old) {
+            Event::Delete { mut prev, revision } => {
+                if !matches(&prev) {
                     return None;
                 }
-                super::object::set_resource_version(&mut old, *revision);
-                Some(("DELETED", old))
+                // A deleted object is sent with the revision of its deletion.
+                prev.mod_revision = revision;
+                Some(("DELETED", prev))
             }
         }
+    }
+
+    /// One event line. Plain objects are written straight from the stored bytes (no decoding),
+    /// which keeps the cost per watcher small when many watch the same collection. `None` for
+    /// an object that cannot be decoded.
+    fn line(&self, kind: &str, stored: &KeyValue, render: Render, first: bool) -> Option<Vec<u8>> {
+        if render.shape == Shape::Object {
+            let mut line = Vec::with_capacity(stored.value.len() + 64);
+            line.extend_from_slice(b"{\"type\":");
+            line.extend_from_slice(super::stored_json::string(kind).as_bytes());
+            line.extend_from_slice(b",\"object\":");
+            if super::stored_json::render(&stored.value, &self.endpoint.api_version(), stored.mod_revision, &mut line) {
+                line.extend_from_slice(b"}\n");
+                return Some(line);
+            }
+        }
+        let object = self.decode_stored(stored).ok()?;
+        Some(event_line(kind, &self.render(&object, render, first)))
     }
 
     /// The event's object in the negotiated form. Tables carry column definitions only in the
@@ -215,7 +230,7 @@ impl Call {
         match render.shape {
             Shape::Object => object.clone(),
             Shape::Table { beta } => {
-                let row = table::row(self.endpoint, object, render.include, beta, chrono::Utc::now());
+                let row = table::row(self.endpoint, object.clone(), render.include, beta, chrono::Utc::now());
                 let rv = super::object::meta_str(object, "resourceVersion").unwrap_or_default();
                 let mut t = table::table(self.endpoint, vec![row], json!({"resourceVersion": rv}), beta);
                 if !first {
@@ -224,7 +239,7 @@ impl Call {
                 }
                 t
             }
-            Shape::Metadata { beta } => table::partial_object_metadata(object, beta),
+            Shape::Metadata { beta } => table::partial_object_metadata(object.clone(), beta),
         }
     }
 }
