@@ -104,3 +104,35 @@ async fn kube_rs_api_with_generated_types() {
     foos.delete("typed", &DeleteParams::default()).await.expect("delete");
     assert!(matches!(foos.get("typed").await, Err(kube::Error::Api(e)) if e.code == 404));
 }
+
+/// The generated crate on its own (no features) is a client library: none of the server's
+/// dependencies are in its tree, and it builds that way.
+#[test]
+fn generated_crate_builds_without_server_dependencies() {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let run = |args: &[&str]| {
+        let mut command = std::process::Command::new(&cargo);
+        command.current_dir(&workspace).args(args);
+        // This test's own package variables would make cargo rebuild build scripts.
+        for (key, _) in std::env::vars_os() {
+            if key.to_str().is_some_and(|k| k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR") {
+                command.env_remove(&key);
+            }
+        }
+        let output = command.output().expect("cargo runs");
+        assert!(output.status.success(), "cargo {args:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let tree = run(&["tree", "--locked", "-p", "generated", "-e", "normal", "--prefix", "none", "--format", "{p}"]);
+    let crates: Vec<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(crates.contains(&"k8s-openapi") && crates.contains(&"serde_json"), "the tree is read: {tree}");
+    for server_only in ["axum", "tokio", "hyper", "tower", "rustls", "redb", "tonic", "cel", "server"] {
+        assert!(!crates.contains(&server_only), "{server_only} is a dependency of the client library:\n{tree}");
+    }
+    // With the server's feature, the routes bring axum in.
+    let with_routes =
+        run(&["tree", "--locked", "-p", "generated", "-e", "normal", "--prefix", "none", "--format", "{p}", "--features", "routes"]);
+    assert!(with_routes.lines().any(|l| l.starts_with("axum ")), "{with_routes}");
+    run(&["build", "--locked", "--offline", "-p", "generated"]);
+}

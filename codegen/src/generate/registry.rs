@@ -57,6 +57,7 @@ pub fn registry(model: &Model, documents: &[String]) -> TokenStream {
         #(#printers)*
 
         /// The axum routes of every served resource, each handing its requests to `engine`.
+        #[cfg(feature = "routes")]
         pub fn routes<E: crate::Engine>(engine: E) -> ::axum::Router {
             ::axum::Router::new() #(#routes)*
         }
