@@ -16,7 +16,13 @@ use serde_json::Value;
 pub fn build(spec: &RawSpec) -> Result<Model, Diagnostics> {
     let mut diagnostics = Diagnostics::default();
     let mut resources: Vec<Resource> = Vec::new();
+    let mut conversions = Vec::new();
     for doc in &spec.documents {
+        if doc.value.get("kind").and_then(Value::as_str) == Some(crate::conversion::KIND) {
+            // Read once every resource is known, whatever the file order.
+            conversions.push(doc);
+            continue;
+        }
         let mut ctx = Ctx { doc, diagnostics: Diagnostics::default() };
         if let Some(resource) = ctx.resource() {
             if ctx.diagnostics.is_empty() {
@@ -36,6 +42,9 @@ pub fn build(spec: &RawSpec) -> Result<Model, Diagnostics> {
             }
         }
         diagnostics.extend(ctx.diagnostics);
+    }
+    for doc in conversions {
+        crate::conversion::apply(doc, &mut resources, spec.hooks_file.is_some(), &mut diagnostics);
     }
     if !diagnostics.is_empty() {
         return Err(diagnostics);
@@ -125,7 +134,7 @@ impl<'a> Ctx<'a> {
         let api_version = self.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
         let kind = self.get("kind").and_then(Value::as_str).unwrap_or_default();
         if kind != "CustomResourceDefinition" {
-            self.err("kind", format!("Unsupported value: {kind:?}: supported values: \"CustomResourceDefinition\""));
+            self.err("kind", format!("Unsupported value: {kind:?}: supported values: \"Conversion\", \"CustomResourceDefinition\""));
             return None;
         }
         if api_version != "apiextensions.k8s.io/v1" {
@@ -249,7 +258,18 @@ impl<'a> Ctx<'a> {
         let subresources = self.subresources(v.get("subresources"), &format!("{path}.subresources"), &schema);
         let printer_columns = self.printer_columns(v.get("additionalPrinterColumns"), &format!("{path}.additionalPrinterColumns"), &schema);
         let selectable_fields = self.selectable_fields(v.get("selectableFields"), &format!("{path}.selectableFields"), &schema);
-        Some(Version { name, served, storage, deprecated, deprecation_warning, schema, subresources, printer_columns, selectable_fields })
+        Some(Version {
+            name,
+            served,
+            storage,
+            deprecated,
+            deprecation_warning,
+            schema,
+            subresources,
+            printer_columns,
+            selectable_fields,
+            conversion: Default::default(),
+        })
     }
 
     fn subresources(&mut self, v: Option<&Value>, path: &str, schema: &Schema) -> Subresources {
@@ -741,7 +761,7 @@ mod tests {
 
     fn build_str(text: &str) -> Result<Model, Diagnostics> {
         let documents = parse_documents("t.yaml", "t.yaml", text).unwrap();
-        build(&RawSpec { documents, files: vec![] })
+        build(&RawSpec { documents, ..Default::default() })
     }
 
     const FOO: &str = include_str!("../../spec/foo.yaml");

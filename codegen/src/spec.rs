@@ -18,6 +18,8 @@ pub struct RawSpec {
     pub documents: Vec<RawDocument>,
     /// Files that were read (for `rerun-if-changed`).
     pub files: Vec<PathBuf>,
+    /// The spec's Rust conversion hooks (`conversions.rs` in the spec directory), if it has them.
+    pub hooks_file: Option<PathBuf>,
 }
 
 /// One YAML document.
@@ -72,6 +74,10 @@ pub fn load(dir: &Path) -> Result<RawSpec, Diagnostics> {
     collect_files(dir, &mut files, &mut diagnostics);
     files.sort();
     let mut spec = RawSpec::default();
+    let hooks = dir.join(crate::conversion::HOOKS_FILE);
+    if hooks.is_file() {
+        spec.hooks_file = Some(std::fs::canonicalize(&hooks).unwrap_or(hooks));
+    }
     for path in files {
         let shown = path.display().to_string();
         let relative = path.strip_prefix(dir).unwrap_or(&path).display().to_string();

@@ -11,5 +11,5 @@ pub fn foo_model() -> Model {
 /// The model of one YAML text.
 pub fn model_of(text: &str) -> Model {
     let documents = parse_documents("test.yaml", "test.yaml", text).expect("valid YAML");
-    crate::model::build(&RawSpec { documents, files: vec![] }).expect("valid spec")
+    crate::model::build(&RawSpec { documents, ..Default::default() }).expect("valid spec")
 }

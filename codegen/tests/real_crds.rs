@@ -26,7 +26,7 @@ fn real_world_crds_generate() {
                 continue;
             }
         };
-        let raw = codegen::spec::RawSpec { documents: docs, files: vec![] };
+        let raw = codegen::spec::RawSpec { documents: docs, ..Default::default() };
         match codegen::model::build(&raw) {
             Ok(model) => {
                 count += model.resources.len();

@@ -56,7 +56,14 @@ pub struct Endpoint {
     /// The printer-column values of an object, in spec order: each column's first JSONPath
     /// result, `null` where there is none.
     pub table_cells: fn(&serde_json::Value) -> Vec<serde_json::Value>,
+    /// The version's conversion hook from the spec's `conversions.rs`, if it names one: called
+    /// with the object and the versions it converts from and to (see `docs/conversion.md`).
+    pub conversion_hook: Option<ConversionHook>,
 }
+
+/// A conversion hook: changes `object` from version `from` to version `to` (version names, such
+/// as `v1`), or says why it cannot.
+pub type ConversionHook = fn(object: &mut serde_json::Value, from: &str, to: &str) -> Result<(), String>;
 
 impl Endpoint {
     /// The resource this endpoint serves.

@@ -95,6 +95,37 @@ pub struct Version {
     pub printer_columns: Vec<PrinterColumn>,
     /// `selectableFields` JSON paths (e.g. `.spec.color`).
     pub selectable_fields: Vec<String>,
+    /// How objects of this version convert to and from the storage version, beyond
+    /// `apiVersion` (a `Conversion` document of the spec; see `docs/conversion.md`).
+    #[serde(default, skip_serializing_if = "Conversion::is_identity")]
+    pub conversion: Conversion,
+}
+
+/// A version's conversion to and from the storage version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Conversion {
+    /// Fields that live at a different place in this version, applied in order when an object
+    /// is read in this version (and in reverse order, swapped, when one is written).
+    pub fields: Vec<FieldMove>,
+    /// A Rust function of the spec's `conversions.rs` run after the moves when reading and
+    /// before them when writing.
+    pub hook: Option<String>,
+}
+
+impl Conversion {
+    /// Whether only `apiVersion` changes (conversion strategy `None`).
+    pub fn is_identity(&self) -> bool {
+        self.fields.is_empty() && self.hook.is_none()
+    }
+}
+
+/// One field at different places in two versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldMove {
+    /// The path in the storage version, as field names (`["spec", "size"]`).
+    pub storage: Vec<String>,
+    /// The path in this version.
+    pub served: Vec<String>,
 }
 
 /// Subresources declared for a version.
@@ -171,6 +202,17 @@ impl Resource {
     /// The version objects are stored in.
     pub fn storage_version(&self) -> &Version {
         self.versions.iter().find(|v| v.storage).expect("the model guarantees exactly one storage version")
+    }
+
+    /// Whether every version differs from the others only in `apiVersion`, so stored bytes can be
+    /// served in any version as they are.
+    pub fn converts_by_api_version_only(&self) -> bool {
+        self.versions.iter().all(|v| v.conversion.is_identity())
+    }
+
+    /// A version by name, served or not.
+    pub fn version(&self, name: &str) -> Option<&Version> {
+        self.versions.iter().find(|v| v.name == name)
     }
 
     /// A served version by name.

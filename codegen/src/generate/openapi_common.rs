@@ -1111,6 +1111,7 @@ pub(crate) mod tests {
                         column("Age", "date", ".metadata.creationTimestamp", 0),
                     ],
                     selectable_fields: vec![],
+                    conversion: Default::default(),
                 }],
                 source: "foo.yaml".into(),
             }],

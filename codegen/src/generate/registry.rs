@@ -10,7 +10,8 @@ use quote::{format_ident, quote};
 
 /// The token stream of `registry.rs`. `documents` names the emitted document files (relative to
 /// `OUT_DIR`), which the generated crate embeds.
-pub fn registry(model: &Model, documents: &[String]) -> TokenStream {
+/// `hooks_file` is the spec's `conversions.rs`, compiled in as the module `hooks`.
+pub fn registry(model: &Model, documents: &[String], hooks_file: Option<&std::path::Path>) -> TokenStream {
     let mut endpoints = Vec::new();
     let mut printers = Vec::new();
     let mut routes = Vec::new();
@@ -33,8 +34,15 @@ pub fn registry(model: &Model, documents: &[String]) -> TokenStream {
                 }
             });
             let v = &version.name;
+            let hook = match &version.conversion.hook {
+                Some(name) => {
+                    let name = format_ident!("{}", name);
+                    quote!(::std::option::Option::Some(hooks::#name))
+                }
+                None => quote!(::std::option::Option::None),
+            };
             endpoints.push(quote! {
-                crate::Endpoint { resource: #r, version: #v, table_cells: #printer }
+                crate::Endpoint { resource: #r, version: #v, table_cells: #printer, conversion_hook: #hook }
             });
             routes.extend(resource_routes(&resource.group, v, &resource.names.plural, resource.scope, index, &version.subresources));
             index += 1;
@@ -44,7 +52,17 @@ pub fn registry(model: &Model, documents: &[String]) -> TokenStream {
         let path = format!("/{name}");
         quote!((#name, include_bytes!(concat!(env!("OUT_DIR"), #path))))
     });
+    let hooks = hooks_file.map(|path| {
+        let path = path.display().to_string();
+        quote! {
+            /// The spec's conversion hooks (`conversions.rs`).
+            #[path = #path]
+            pub mod hooks;
+        }
+    });
     quote! {
+        #hooks
+
         /// Every served resource version, in model order.
         pub static ENDPOINTS: &[crate::Endpoint] = &[#(#endpoints),*];
 

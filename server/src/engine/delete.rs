@@ -8,7 +8,6 @@ use crate::http::{respond, ApiError};
 use crate::storage::{self, KeyValue};
 use axum::body::Body;
 use axum::response::Response;
-use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{json, Value};
 
@@ -104,7 +103,7 @@ impl Call {
                 object::set_resource_version(&mut object, current.mod_revision);
                 return Ok(Deleted::Pending(object));
             }
-            let bytes = Bytes::from(serde_json::to_vec(&object).map_err(|e| Some(ApiError::internal(e)))?);
+            let bytes = self.encode_for_storage(&object).map_err(Some)?;
             return match self.storage().update(key, bytes, current.mod_revision).await {
                 Ok(kv) => Ok(Deleted::Pending(self.decode_stored(&kv).map_err(Some)?)),
                 Err(storage::Error::Conflict { .. }) => Err(None),

@@ -5,6 +5,7 @@
 //! reading bodies, translating storage errors and rendering objects in the negotiated form.
 
 pub mod cel;
+pub mod conversion;
 mod delete;
 mod duplicates;
 pub mod object;
@@ -189,15 +190,30 @@ impl Call {
         let mut object: Value =
             serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(format!("corrupt object at {}: {e}", kv.key)))?;
         object::set_resource_version(&mut object, kv.mod_revision);
-        self.to_served_version(&mut object);
+        conversion::to_served(self.endpoint, &mut object).map_err(|e| ApiError::internal(format!("converting {}: {e}", kv.key)))?;
         Ok(object)
     }
 
-    /// Conversion strategy `None`: only `apiVersion` changes between versions.
+    /// The bytes to store for `object` (of the served version): converted to the storage
+    /// version, keys sorted, compact JSON.
+    fn encode_for_storage(&self, object: &Value) -> Result<bytes::Bytes, ApiError> {
+        let mut stored = object.clone();
+        conversion::to_storage(self.endpoint, &mut stored).map_err(ApiError::internal)?;
+        object::canonicalize(&mut stored);
+        Ok(bytes::Bytes::from(serde_json::to_vec(&stored).map_err(ApiError::internal)?))
+    }
+
+    /// Sets `apiVersion` to the served version (the object already has its shape).
     fn to_served_version(&self, object: &mut Value) {
         if let Some(map) = object.as_object_mut() {
             map.insert("apiVersion".into(), Value::String(self.endpoint.api_version()));
         }
+    }
+
+    /// Whether stored bytes are this endpoint's objects but for `apiVersion` and
+    /// `resourceVersion`, which [`stored_json`] writes in.
+    fn serves_stored_bytes(&self) -> bool {
+        self.endpoint.resource().converts_by_api_version_only()
     }
 
     /// Renders one object in the negotiated form.

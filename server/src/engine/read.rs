@@ -109,7 +109,7 @@ impl Call {
     /// Whether the answer is objects as compact JSON, which [`stored_json::render`] writes
     /// straight from the stored bytes.
     pub(super) fn plain_json(&self, negotiated: Negotiated) -> bool {
-        negotiated.shape == Shape::Object && negotiated.encoding == Encoding::Json && !self.pretty()
+        negotiated.shape == Shape::Object && negotiated.encoding == Encoding::Json && !self.pretty() && self.serves_stored_bytes()
     }
 
     /// `resourceVersion` and `resourceVersionMatch` of a GET: `None` for the latest (absent or
@@ -315,9 +315,13 @@ impl Call {
                             out,
                         )
                     }
-                    IncludeObject::Object => {
+                    IncludeObject::Object if self.serves_stored_bytes() => {
                         out.extend_from_slice(br#","object":"#);
                         stored_json::render(&kv.value, &api_version, kv.mod_revision, out)
+                    }
+                    IncludeObject::Object => {
+                        out.extend_from_slice(br#","object":"#);
+                        false
                     }
                 };
                 if !written {

@@ -210,7 +210,7 @@ impl Call {
     /// which keeps the cost per watcher small when many watch the same collection. `None` for
     /// an object that cannot be decoded.
     fn line(&self, kind: &str, stored: &KeyValue, render: Render, first: bool) -> Option<Vec<u8>> {
-        if render.shape == Shape::Object {
+        if render.shape == Shape::Object && self.serves_stored_bytes() {
             let mut line = Vec::with_capacity(stored.value.len() + 64);
             line.extend_from_slice(b"{\"type\":");
             line.extend_from_slice(super::stored_json::string(kind).as_bytes());

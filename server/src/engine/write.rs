@@ -11,7 +11,6 @@ use crate::patch::{self, PatchDocument, PatchType};
 use crate::storage::{self, KeyValue};
 use axum::body::Body;
 use axum::response::Response;
-use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use serde_json::Value;
 
@@ -178,10 +177,6 @@ impl Call {
             return Err(ApiError::invalid(self.group(), self.kind(), &name, &errors));
         }
         object::canonicalize(&mut object);
-        // Objects are stored in the storage version; with conversion `None` only apiVersion
-        // differs between versions.
-        let storage_version = format!("{}/{}", self.group(), self.endpoint.resource().storage_version().name);
-        object.as_object_mut().expect("checked to be an object").insert("apiVersion".into(), Value::String(storage_version));
         Ok(Admitted { object, warnings })
     }
 
@@ -246,7 +241,7 @@ impl Call {
         let mut attempts = if generate.is_some() { 8 } else { 1 };
         let kv = loop {
             let name = meta_str(&object, "name").unwrap_or_default().to_string();
-            let bytes = Bytes::from(serde_json::to_vec(&object).map_err(ApiError::internal)?);
+            let bytes = self.encode_for_storage(&object)?;
             match self.storage().create(&self.key(&name), bytes).await {
                 Err(storage::Error::AlreadyExists) if attempts > 1 => {
                     attempts -= 1;
@@ -526,7 +521,7 @@ impl Call {
                 Err(e) => Err(UpdateError::Api(self.storage_error(e, &name))),
             };
         }
-        let bytes = Bytes::from(serde_json::to_vec(&object).map_err(|e| UpdateError::Api(ApiError::internal(e)))?);
+        let bytes = self.encode_for_storage(&object).map_err(UpdateError::Api)?;
         match self.storage().update(&key, bytes, current.mod_revision).await {
             Ok(kv) => Ok((self.decode_stored(&kv).map_err(UpdateError::Api)?, admitted.warnings)),
             Err(storage::Error::Conflict { .. }) => Err(UpdateError::Conflict),

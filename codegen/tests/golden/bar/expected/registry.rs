@@ -6,11 +6,13 @@ pub static ENDPOINTS: &[crate::Endpoint] = &[
         resource: 0usize,
         version: "v1alpha1",
         table_cells: other_example_com_bars_v1alpha1_cells,
+        conversion_hook: ::std::option::Option::None,
     },
     crate::Endpoint {
         resource: 0usize,
         version: "v1",
         table_cells: other_example_com_bars_v1_cells,
+        conversion_hook: ::std::option::Option::None,
     },
 ];
 /// The documents codegen emitted, by name (`discovery/apis.json`, `openapi/v2.json`, …).
@@ -85,6 +87,7 @@ fn other_example_com_bars_v1_cells(
     ]
 }
 /// The axum routes of every served resource, each handing its requests to `engine`.
+#[cfg(feature = "routes")]
 pub fn routes<E: crate::Engine>(engine: E) -> ::axum::Router {
     ::axum::Router::new()
         .route(

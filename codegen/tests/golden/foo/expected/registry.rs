@@ -6,6 +6,7 @@ pub static ENDPOINTS: &[crate::Endpoint] = &[
         resource: 0usize,
         version: "v1",
         table_cells: hello_zeng_dev_foos_v1_cells,
+        conversion_hook: ::std::option::Option::None,
     },
 ];
 /// The documents codegen emitted, by name (`discovery/apis.json`, `openapi/v2.json`, …).
@@ -61,6 +62,7 @@ fn hello_zeng_dev_foos_v1_cells(
     ]
 }
 /// The axum routes of every served resource, each handing its requests to `engine`.
+#[cfg(feature = "routes")]
 pub fn routes<E: crate::Engine>(engine: E) -> ::axum::Router {
     ::axum::Router::new()
         .route(
