@@ -5,8 +5,9 @@
 //! only holds the small contract between the generated routes and the server that serves them
 //! ([`Endpoint`], and with the `routes` feature `Engine` and `Target`).
 //!
-//! Without features the crate is a typed client library: it depends on serde, k8s-openapi and
-//! the model only. The server turns on `routes`, which adds the axum routes of every resource.
+//! With its default feature (`types`) the crate is a typed client library: it depends on serde,
+//! k8s-openapi and the model only. The server turns `types` off and `routes` on, which adds the
+//! axum routes of every resource.
 //!
 //! ```
 //! use generated::hello_zeng_dev::v1::{Foo, FooSpec};
@@ -21,10 +22,12 @@ pub mod printing;
 
 use std::sync::OnceLock;
 
+#[cfg(feature = "types")]
 mod types {
     #![allow(missing_docs, clippy::all)]
     include!(concat!(env!("OUT_DIR"), "/resources.rs"));
 }
+#[cfg(feature = "types")]
 pub use types::*;
 
 mod registry {

@@ -105,7 +105,7 @@ async fn kube_rs_api_with_generated_types() {
     assert!(matches!(foos.get("typed").await, Err(kube::Error::Api(e)) if e.code == 404));
 }
 
-/// The generated crate on its own (no features) is a client library: none of the server's
+/// The generated crate on its own (default features) is a client library: none of the server's
 /// dependencies are in its tree, and it builds that way.
 #[test]
 fn generated_crate_builds_without_server_dependencies() {
