@@ -70,6 +70,13 @@ pub fn build_server(options: &BuildOptions) -> PathBuf {
         .current_dir(workspace_root())
         .args(["build", "-p", "server", "--bin", "apiserver", "--message-format=json-render-diagnostics"])
         .stdin(Stdio::null());
+    // `cargo test` describes this test package in CARGO_* variables; passed on, they would make
+    // build scripts that watch them (ring's) run again and rebuild what depends on them.
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| k.starts_with("CARGO_") && !matches!(k, "CARGO_HOME" | "CARGO_TARGET_DIR")) {
+            command.env_remove(&key);
+        }
+    }
     if let Some(dir) = &options.target_dir {
         command.arg("--target-dir").arg(dir);
     }
