@@ -14,8 +14,70 @@ use tower::ServiceExt;
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// The most bytes of request headers (request line included) a client may send, Go's
+/// `DefaultMaxHeaderBytes` that kube-apiserver keeps.
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
+
+/// How the listener treats connections; [`Default`] is kube-apiserver's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// A client must send a request's headers within this time, or the connection is closed
+    /// (kube-apiserver's `ReadHeaderTimeout`, 32 s). For HTTP/1.1 the clock also runs while an
+    /// idle keep-alive connection waits for its next request.
+    pub header_read_timeout: Duration,
+    /// How long a TLS handshake may take.
+    pub tls_handshake_timeout: Duration,
+    /// `--http2-max-streams-per-connection`.
+    pub http2_max_streams_per_connection: u32,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: Duration::from_secs(32),
+            tls_handshake_timeout: Duration::from_secs(10),
+            http2_max_streams_per_connection: 1000,
+        }
+    }
+}
+
+/// Serves `app` on `listener` with TLS until `shutdown` completes, with the default
+/// [`ServeOptions`].
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    serve_tls_with(listener, tls, app, ServeOptions::default(), shutdown).await
+}
+
 /// Serves `app` on `listener` with TLS until `shutdown` completes.
-pub async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: Router, shutdown: impl std::future::Future<Output = ()>) {
+///
+/// Request headers are bounded as in kube-apiserver: [`MAX_HEADER_BYTES`] (HTTP/1.1: the read
+/// buffer stops there, with Go's 4 KiB of slack; HTTP/2: the header list size Go allows), else
+/// `431 Request Header Fields Too Large`; and they must arrive within
+/// [`ServeOptions::header_read_timeout`], so a client trickling bytes is dropped.
+pub async fn serve_tls_with(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    options: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .max_buf_size(MAX_HEADER_BYTES + 4096);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(options.http2_max_streams_per_connection)
+        // Go's HTTP/2 server: the header bytes plus 32 bytes for each of ten typical fields.
+        .max_header_list_size((MAX_HEADER_BYTES + 320) as u32);
+    let builder = Arc::new(builder);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -38,8 +100,10 @@ pub async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, ap
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let builder = builder.clone();
+        let handshake_timeout = options.tls_handshake_timeout;
         connections.spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -56,7 +120,6 @@ pub async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, ap
                 }
                 request
             }));
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }

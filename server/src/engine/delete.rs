@@ -1,10 +1,10 @@
 //! DELETE of one object and of a collection. Objects with finalizers are only marked
 //! (`deletionTimestamp`); the last finalizer's removal deletes them (see `write`).
 
-use super::object::{self, metadata_mut, meta_str};
+use super::object::{self, meta_str, metadata_mut};
 use super::write::finalizers;
 use super::{body_encoding, decode_body, read_body, Call};
-use crate::http::{respond, ApiError};
+use crate::http::{respond, ApiError, FieldError, FieldErrorKind};
 use crate::storage::{self, KeyValue};
 use axum::body::Body;
 use axum::response::Response;
@@ -27,23 +27,56 @@ impl Call {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(json!({}));
         }
-        let encoding = body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
+        let encoding =
+            body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
         let options = decode_body(&bytes, encoding, "DeleteOptions")?;
         if !options.is_object() {
             return Err(ApiError::bad_request("the body of a delete request must be a DeleteOptions object"));
         }
-        if let Some(p) = options.get("propagationPolicy").and_then(Value::as_str) {
-            if !["Orphan", "Background", "Foreground"].contains(&p) {
-                return Err(ApiError::bad_request(format!("propagationPolicy: Unsupported value: {p:?}: supported values: \"Background\", \"Foreground\", \"Orphan\"")));
+        Ok(options)
+    }
+
+    /// Validates DeleteOptions (the body's, or the query's where the body has none) as
+    /// kube-apiserver's `ValidateDeleteOptions` does: one 422 for every problem. Returns whether
+    /// this is a dry run.
+    fn check_delete_options(&self, options: &Value) -> Result<bool, ApiError> {
+        let mut errors = Vec::new();
+        let policy = options
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| self.query.get("propagationPolicy").map(str::to_string));
+        let orphan = options.get("orphanDependents").is_some_and(|v| !v.is_null()) || self.query.get("orphanDependents").is_some();
+        if let Some(policy) = &policy {
+            if orphan {
+                errors.push(FieldError::new(
+                    FieldErrorKind::Invalid,
+                    "propagationPolicy",
+                    Some(format!("{policy:?}")),
+                    "orphanDependents and deletionPropagation cannot be both set",
+                ));
+            }
+            if !["Foreground", "Background", "Orphan"].contains(&policy.as_str()) {
+                errors.push(FieldError::new(
+                    FieldErrorKind::NotSupported,
+                    "propagationPolicy",
+                    Some(format!("{policy:?}")),
+                    "supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"",
+                ));
             }
         }
-        Ok(options)
+        let dry_run = self.dry_run_values(Some(options));
+        errors.extend(super::write::dry_run_error(&dry_run));
+        if !errors.is_empty() {
+            return Err(crate::fieldmanager::options_invalid("DeleteOptions", &errors));
+        }
+        Ok(!dry_run.is_empty())
     }
 
     pub(super) async fn delete(&self, body: Body) -> Result<Response, ApiError> {
         let negotiated = self.negotiated()?;
         let options = self.delete_options(body).await?;
-        let dry_run = self.dry_run(Some(&options))?;
+        let dry_run = self.check_delete_options(&options)?;
         let name = self.name.clone().unwrap_or_default();
         let key = self.key(&name);
         for _ in 0..16 {
@@ -123,7 +156,7 @@ impl Call {
     pub(super) async fn delete_collection(&self, body: Body) -> Result<Response, ApiError> {
         let negotiated = self.negotiated()?;
         let options = self.delete_options(body).await?;
-        let dry_run = self.dry_run(Some(&options))?;
+        let dry_run = self.check_delete_options(&options)?;
         let (labels, fields) = self.selectors()?;
         let page = self.read_page(&labels, &fields).await?;
         let mut deleted = Vec::new();

@@ -5,7 +5,7 @@ use super::selectors::{FieldSelector, LabelSelector};
 use super::table::{self, IncludeObject};
 use super::Call;
 use crate::http::negotiate::Shape;
-use crate::http::{respond, ApiError};
+use crate::http::{respond, ApiError, FieldError, FieldErrorKind};
 use crate::storage::{ListOptions, Revision};
 use axum::response::Response;
 use base64::Engine as _;
@@ -32,14 +32,17 @@ impl ContinueToken {
 
     pub fn decode(token: &str) -> Result<Self, String> {
         let invalid = |why: String| format!("invalid continue token: continue key is not valid: {why}");
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token.trim_end_matches('='))
-            .map_err(|e| invalid(e.to_string()))?;
+        let bytes =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|e| invalid(e.to_string()))?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
         if value.get("v").and_then(Value::as_str) != Some("meta.k8s.io/v1") {
             return Err("invalid continue token: continue key is not valid: unrecognized version".into());
         }
-        let revision = value.get("rv").and_then(Value::as_u64).filter(|r| *r > 0).ok_or_else(|| invalid("incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into()))?;
+        let revision = value
+            .get("rv")
+            .and_then(Value::as_u64)
+            .filter(|r| *r > 0)
+            .ok_or_else(|| invalid("incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into()))?;
         let start = value.get("start").and_then(Value::as_str).ok_or_else(|| invalid("no start key".into()))?;
         let after = start.strip_suffix('\u{0}').unwrap_or(start);
         if after.contains("..") || after.starts_with('/') && after.len() == 1 {
@@ -65,10 +68,14 @@ impl Call {
         let kv = match self.read_revision()? {
             // `Exact`: the object as it was at that revision.
             Some((revision, true)) => {
-                let page = self.storage().list(&key, ListOptions { revision: Some(revision), ..Default::default() }).await.map_err(|e| match e {
-                    crate::storage::Error::Compacted { oldest } => ApiError::expired(format!("too old resource version: {revision} ({oldest})")),
-                    other => self.storage_error(other, name),
-                })?;
+                let page = self.storage().list(&key, ListOptions { revision: Some(revision), ..Default::default() }).await.map_err(
+                    |e| match e {
+                        crate::storage::Error::Compacted { oldest } => {
+                            ApiError::expired(format!("too old resource version: {revision} ({oldest})"))
+                        }
+                        other => self.storage_error(other, name),
+                    },
+                )?;
                 page.items.into_iter().find(|kv| kv.key == key)
             }
             // Not older than the revision: the latest is, unless the revision is in the future.
@@ -93,13 +100,24 @@ impl Call {
         let exact = match self.query.get("resourceVersionMatch").filter(|s| !s.is_empty()) {
             None | Some("NotOlderThan") => false,
             Some("Exact") => true,
-            Some(other) => return Err(ApiError::bad_request(format!("resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""))),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+                )))
+            }
         };
         match rv {
-            None if exact => Err(ApiError::bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided")),
+            None if exact => Err(ApiError::bad_request(
+                "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+            )),
             None | Some("0") if !exact => Ok(None),
-            Some("0") => Err(ApiError::bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")),
-            Some(rv) => rv.parse::<Revision>().map(|r| Some((r, exact))).map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}"))),
+            Some("0") => Err(ApiError::bad_request(
+                "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            )),
+            Some(rv) => rv
+                .parse::<Revision>()
+                .map(|r| Some((r, exact)))
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}"))),
             None => Ok(None),
         }
     }
@@ -107,8 +125,12 @@ impl Call {
     pub(super) fn selectors(&self) -> Result<(LabelSelector, FieldSelector), ApiError> {
         let labels = LabelSelector::parse(self.query.get("labelSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
         let resource = self.endpoint.resource();
-        let fields = FieldSelector::parse(self.query.get("fieldSelector").unwrap_or(""), resource.namespaced(), &self.endpoint.version().selectable_fields)
-            .map_err(ApiError::bad_request)?;
+        let fields = FieldSelector::parse(
+            self.query.get("fieldSelector").unwrap_or(""),
+            resource.namespaced(),
+            &self.endpoint.version().selectable_fields,
+        )
+        .map_err(ApiError::bad_request)?;
         Ok((labels, fields))
     }
 
@@ -116,19 +138,18 @@ impl Call {
     /// `resourceVersionMatch`.
     pub(super) async fn read_page(&self, labels: &LabelSelector, fields: &FieldSelector) -> Result<Page, ApiError> {
         let prefix = list_prefix(self.group(), self.plural(), self.namespace());
-        let limit = match self.query.get("limit") {
-            None | Some("") => None,
-            Some(l) => match l.parse::<i64>() {
-                Ok(n) if n >= 0 => Some(n as usize).filter(|n| *n > 0),
-                _ => return Err(ApiError::bad_request(format!("limit: Invalid value: {l:?}: must be a non-negative integer"))),
-            },
-        };
+        // kube-apiserver has no upper bound for `limit` (it pages), and a negative or zero
+        // limit means none.
+        let limit = self.query.int("limit")?.filter(|l| *l > 0).map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+        self.query.int("timeoutSeconds")?;
         let rv_param = self.query.get("resourceVersion").filter(|s| !s.is_empty());
         let rv_match = self.query.get("resourceVersionMatch").filter(|s| !s.is_empty());
+        let token = self.query.get("continue").filter(|s| !s.is_empty());
+        self.check_list_options(rv_param, rv_match, token.is_some())?;
         let mut revision: Option<Revision> = None;
         let mut after: Option<String> = None;
-        if let Some(token) = self.query.get("continue").filter(|s| !s.is_empty()) {
-            if rv_param.is_some_and(|rv| rv != "0") || rv_match.is_some() {
+        if let Some(token) = token {
+            if rv_param.is_some_and(|rv| rv != "0") {
                 return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
             }
             let token = ContinueToken::decode(token).map_err(ApiError::bad_request)?;
@@ -139,13 +160,8 @@ impl Call {
                 None => None,
                 Some(rv) => Some(rv.parse::<Revision>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))?),
             };
-            match (rv_match, parsed) {
-                (None, _) => {}
-                (Some("Exact"), Some(rv)) if rv > 0 => revision = Some(rv),
-                (Some("Exact"), _) => return Err(ApiError::bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")),
-                (Some("NotOlderThan"), Some(_)) => {}
-                (Some("NotOlderThan"), None) => return Err(ApiError::bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided")),
-                (Some(other), _) => return Err(ApiError::bad_request(format!("resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""))),
+            if let (Some("Exact"), Some(rv)) = (rv_match, parsed) {
+                revision = Some(rv);
             }
             if let (Some(rv), None) = (parsed, revision) {
                 let current = self.storage().current_revision().await.map_err(|e| self.storage_error(e, ""))?;
@@ -168,7 +184,9 @@ impl Call {
                 .await
                 .map_err(|e| match e {
                     crate::storage::Error::Compacted { .. } if self.query.get("continue").is_some() => ApiError::expired(CONTINUE_EXPIRED),
-                    crate::storage::Error::Compacted { oldest } => ApiError::expired(format!("too old resource version: {} ({oldest})", revision.unwrap_or(0))),
+                    crate::storage::Error::Compacted { oldest } => {
+                        ApiError::expired(format!("too old resource version: {} ({oldest})", revision.unwrap_or(0)))
+                    }
                     other => self.storage_error(other, ""),
                 })?;
             snapshot = Some(page.revision);
@@ -193,6 +211,58 @@ impl Call {
         });
         let remaining = (continue_token.is_some() && !filtering).then_some(remaining);
         Ok(Page { items, revision, continue_token, remaining })
+    }
+
+    /// kube-apiserver's `ValidateListOptions`: one 422 `ListOptions.meta.k8s.io "" is invalid`
+    /// for every misuse of `resourceVersionMatch` and `sendInitialEvents` in a list.
+    fn check_list_options(&self, rv: Option<&str>, rv_match: Option<&str>, continuing: bool) -> Result<(), ApiError> {
+        let mut errors = Vec::new();
+        if let Some(m) = rv_match {
+            if rv.is_none() {
+                errors.push(FieldError::new(
+                    FieldErrorKind::Forbidden,
+                    "resourceVersionMatch",
+                    None,
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+            if continuing {
+                errors.push(FieldError::new(
+                    FieldErrorKind::Forbidden,
+                    "resourceVersionMatch",
+                    None,
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            }
+            if m != "Exact" && m != "NotOlderThan" {
+                errors.push(FieldError::new(
+                    FieldErrorKind::NotSupported,
+                    "resourceVersionMatch",
+                    Some(format!("{m:?}")),
+                    "supported values: \"Exact\", \"NotOlderThan\", \"\"",
+                ));
+            }
+            if m == "Exact" && rv == Some("0") {
+                errors.push(FieldError::new(
+                    FieldErrorKind::Forbidden,
+                    "resourceVersionMatch",
+                    None,
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
+        }
+        if self.query.get("sendInitialEvents").is_some() {
+            errors.push(FieldError::new(
+                FieldErrorKind::Forbidden,
+                "sendInitialEvents",
+                None,
+                "sendInitialEvents is allowed for watch only",
+            ));
+        }
+        match errors.is_empty() {
+            true => Ok(()),
+            false => Err(crate::fieldmanager::options_invalid("ListOptions", &errors)),
+        }
     }
 
     pub(super) async fn list(&self) -> Result<Response, ApiError> {

@@ -1,7 +1,7 @@
 //! Create, update (PUT) and patch, sharing one admission path: decode, check identity, prune and
 //! validate against the schema, set server-owned metadata, store with optimistic concurrency.
 
-use super::object::{self, metadata_mut, meta_str};
+use super::object::{self, meta_str, metadata_mut};
 use super::validation::{prune_and_validate, validate_metadata};
 use super::{body_encoding, decode_body, read_body, Call};
 use crate::fieldmanager::{self, FieldManager, WriteOptions};
@@ -27,14 +27,43 @@ pub(super) enum FieldValidation {
 }
 
 impl FieldValidation {
-    pub(super) fn parse(value: Option<&str>) -> Result<Self, ApiError> {
+    /// The directive of a `fieldValidation` value, or kube's field error for an unknown one.
+    pub(super) fn parse(value: Option<&str>) -> Result<Self, FieldError> {
         match value {
             None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
             Some("Ignore") => Ok(FieldValidation::Ignore),
             Some("Strict") => Ok(FieldValidation::Strict),
-            Some(other) => Err(ApiError::bad_request(format!("fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""))),
+            Some(other) => Err(FieldError::new(
+                FieldErrorKind::NotSupported,
+                "fieldValidation",
+                Some(format!("{other:?}")),
+                "supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"",
+            )),
         }
     }
+}
+
+/// A write's body, read but not decoded yet.
+struct RawBody {
+    encoding: crate::http::negotiate::Encoding,
+    bytes: Bytes,
+}
+
+/// A write's validated query options.
+#[derive(Debug, Clone, Copy)]
+struct Options {
+    dry_run: bool,
+    validation: FieldValidation,
+}
+
+/// kube's field error for `dryRun` values other than `All`, the value shown as Go shows a
+/// `[]string`.
+pub(super) fn dry_run_error(values: &[String]) -> Option<FieldError> {
+    if values.iter().all(|v| v == "All") {
+        return None;
+    }
+    let shown = format!("[]string{{{}}}", values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", "));
+    Some(FieldError::new(FieldErrorKind::NotSupported, "dryRun", Some(shown), "supported values: \"All\""))
 }
 
 /// The outcome of admission: the object to store, and warnings for the response.
@@ -62,24 +91,112 @@ impl Call {
         self.endpoint.version().subresources.status
     }
 
-    /// Decodes a create/update body and checks apiVersion and kind.
-    /// Also returns the warnings for duplicate JSON keys (under `fieldValidation=Warn`); under
-    /// `Strict` they fail the request.
-    async fn read_object(&self, body: Body, validation: FieldValidation) -> Result<(Value, Vec<String>), ApiError> {
-        let kind = self.kind();
-        let encoding = body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
+    /// Reads a create/update body: a Content-Type we decode (else 415), within the body limit
+    /// (else 413).
+    async fn read_raw(&self, body: Body) -> Result<RawBody, ApiError> {
+        let encoding =
+            body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
         let bytes = read_body(body).await?;
-        let object = decode_body(&bytes, encoding, kind)?;
+        Ok(RawBody { encoding, bytes })
+    }
+
+    /// Validates a write's query options as kube-apiserver's `Validate*Options` does —
+    /// `fieldManager` (and `force`), `dryRun`, `fieldValidation` — answering every problem in one
+    /// 422 `<Kind>.meta.k8s.io "" is invalid`.
+    fn write_options(&self, options: WriteOptions) -> Result<Options, ApiError> {
+        let mut errors = fieldmanager::option_errors(options, self.query.get("fieldManager"));
+        let dry_run = self.dry_run_values(None);
+        if let Some(error) = dry_run_error(&dry_run) {
+            errors.push(error);
+        }
+        let validation = FieldValidation::parse(self.query.get("fieldValidation")).unwrap_or_else(|error| {
+            errors.push(error);
+            FieldValidation::Warn
+        });
+        if !errors.is_empty() {
+            return Err(fieldmanager::options_invalid(options.kind(), &errors));
+        }
+        Ok(Options { dry_run: !dry_run.is_empty(), validation })
+    }
+
+    /// Decodes a create/update body and checks that it is an object of this endpoint's kind and
+    /// version, with metadata of the right types, as kube-apiserver's decoder does (400 with its
+    /// messages). Also returns the warnings for duplicate JSON keys (under
+    /// `fieldValidation=Warn`); under `Strict` they fail the request.
+    fn decode_object(&self, raw: &RawBody, validation: FieldValidation) -> Result<(Value, Vec<String>), ApiError> {
+        let kind = self.kind();
+        let bytes = &raw.bytes;
+        let object = decode_body(bytes, raw.encoding, kind)?;
+        let unrecognized = |why: String| {
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {kind}): {why} ({})",
+                crate::json::summarize(bytes)
+            ))
+        };
+        match &object {
+            Value::Object(map) if map.get("kind").and_then(Value::as_str).is_some_and(|k| !k.is_empty()) => {}
+            Value::Object(_) | Value::Null => return Err(unrecognized(format!("Object 'Kind' is missing in '{}'", String::from_utf8_lossy(bytes)))),
+            other => {
+                return Err(unrecognized(format!(
+                    "couldn't get version/kind; json parse error: json: cannot unmarshal {} into Go value of type struct {{ APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }}",
+                    json_kind(other)
+                )))
+            }
+        }
         let object = self.check_type(object)?;
-        let duplicates = match (encoding, validation) {
-            (crate::http::negotiate::Encoding::Json, FieldValidation::Strict | FieldValidation::Warn) => super::duplicates::duplicate_fields(&bytes),
+        if let Some(why) = object::object_meta_type_error(&object) {
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version {:?} cannot be handled as a {kind}: {why}",
+                self.endpoint.version
+            )));
+        }
+        let duplicates = match (raw.encoding, validation) {
+            (crate::http::negotiate::Encoding::Json, FieldValidation::Strict | FieldValidation::Warn) => {
+                super::duplicates::duplicate_fields(bytes)
+            }
             _ => Vec::new(),
         };
         let messages: Vec<String> = duplicates.iter().map(|f| format!("duplicate field {f:?}")).collect();
         if validation == FieldValidation::Strict && !messages.is_empty() {
-            return Err(ApiError::bad_request(format!("{kind} in version {:?} cannot be handled as a {kind}: strict decoding error: {}", self.endpoint.version, messages.join(", "))));
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version {:?} cannot be handled as a {kind}: strict decoding error: {}",
+                self.endpoint.version,
+                messages.join(", ")
+            )));
         }
         Ok((object, messages))
+    }
+
+    /// What kube-apiserver answers when the object a JSON, merge or strategic merge patch
+    /// produced cannot be decoded: 422, naming the field `patch` and showing the object.
+    fn undecodable_patch_result(&self, patched: &Value, why: &ApiError) -> ApiError {
+        let shown = serde_json::to_string(patched).unwrap_or_default();
+        let error = FieldError::new(FieldErrorKind::Invalid, "patch", Some(format!("{shown:?}")), why.message.clone());
+        let mut error = ApiError::invalid("", "", "", &[error]);
+        if let Some(details) = error.details.as_mut() {
+            details.name = None;
+            details.group = None;
+            details.kind = None;
+        }
+        error
+    }
+
+    /// A write may not change the object's uid. kube-apiserver reads a uid in a PUT body as a
+    /// precondition (409) and a uid changed by a patch as an immutable field (422).
+    fn check_uid(&self, object: &Value, current: &Value, put: bool) -> Result<(), ApiError> {
+        let (Some(uid), Some(current_uid)) = (meta_str(object, "uid").filter(|u| !u.is_empty()), meta_str(current, "uid")) else {
+            return Ok(());
+        };
+        if uid == current_uid {
+            return Ok(());
+        }
+        let name = self.name.as_deref().unwrap_or_default();
+        if put {
+            let why = format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {current_uid}");
+            return Err(ApiError::conflict(self.group(), self.plural(), name, &why));
+        }
+        let error = FieldError::new(FieldErrorKind::Invalid, "metadata.uid", Some(format!("{uid:?}")), "field is immutable");
+        Err(ApiError::invalid(self.group(), self.kind(), name, &[error]))
     }
 
     /// Checks that a decoded value is an object of this endpoint's kind and version.
@@ -91,10 +208,16 @@ impl Call {
         let body_kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
         let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
         if body_kind.is_empty() {
-            return Err(ApiError::bad_request(format!("Object 'Kind' is missing in '{}'", serde_json::to_string(&object).unwrap_or_default())));
+            return Err(ApiError::bad_request(format!(
+                "Object 'Kind' is missing in '{}'",
+                serde_json::to_string(&object).unwrap_or_default()
+            )));
         }
         if api_version.is_empty() {
-            return Err(ApiError::bad_request(format!("Object 'apiVersion' is missing in '{}'", serde_json::to_string(&object).unwrap_or_default())));
+            return Err(ApiError::bad_request(format!(
+                "Object 'apiVersion' is missing in '{}'",
+                serde_json::to_string(&object).unwrap_or_default()
+            )));
         }
         if api_version != self.endpoint.api_version() {
             return Err(ApiError::bad_request(format!(
@@ -119,7 +242,9 @@ impl Call {
                     meta.insert("namespace".into(), Value::String(ns.to_string()));
                 }
                 Some(body_ns) if body_ns != ns => {
-                    return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
                 }
                 Some(_) => {}
             },
@@ -142,7 +267,10 @@ impl Call {
                 FieldValidation::Strict => {
                     let kind = self.kind();
                     let fields = outcome.unknown.iter().map(|f| format!("unknown field {f:?}")).collect::<Vec<_>>().join(", ");
-                    return Err(ApiError::bad_request(format!("{kind} in version {:?} cannot be handled as a {kind}: strict decoding error: {fields}", self.endpoint.version)));
+                    return Err(ApiError::bad_request(format!(
+                        "{kind} in version {:?} cannot be handled as a {kind}: strict decoding error: {fields}",
+                        self.endpoint.version
+                    )));
                 }
                 FieldValidation::Warn => warnings.extend(outcome.unknown.iter().map(|f| format!("unknown field {f:?}"))),
                 FieldValidation::Ignore => {}
@@ -166,17 +294,24 @@ impl Call {
     }
 
     pub(super) async fn create(&self, body: Body) -> Result<Response, ApiError> {
+        // kube-apiserver's order: output type, input type, body size, options, then the body.
         let negotiated = self.negotiated()?;
-        let dry_run = self.dry_run(None)?;
-        let validation = FieldValidation::parse(self.query.get("fieldValidation"))?;
-        fieldmanager::validate_options(WriteOptions::Create, self.query.get("fieldManager"))?;
-        let (object, duplicates) = self.read_object(body, validation).await?;
+        let raw = self.read_raw(body).await?;
+        let Options { dry_run, validation } = self.write_options(WriteOptions::Create)?;
+        let (object, duplicates) = self.decode_object(&raw, validation)?;
         let response = self.create_object(object, negotiated, dry_run, validation, Tracking::Update).await?;
         Ok(with_warnings(response, &duplicates))
     }
 
     /// Creates `object`: the body of a POST, or what an apply to a missing object produced.
-    async fn create_object(&self, mut object: Value, negotiated: Negotiated, dry_run: bool, validation: FieldValidation, tracking: Tracking) -> Result<Response, ApiError> {
+    async fn create_object(
+        &self,
+        mut object: Value,
+        negotiated: Negotiated,
+        dry_run: bool,
+        validation: FieldValidation,
+        tracking: Tracking,
+    ) -> Result<Response, ApiError> {
         self.check_namespace(&mut object)?;
         let generate = {
             let meta = metadata_mut(&mut object);
@@ -238,16 +373,18 @@ impl Call {
 
     pub(super) async fn update(&self, body: Body) -> Result<Response, ApiError> {
         let negotiated = self.negotiated()?;
-        let dry_run = self.dry_run(None)?;
-        let validation = FieldValidation::parse(self.query.get("fieldValidation"))?;
-        fieldmanager::validate_options(WriteOptions::Update, self.query.get("fieldManager"))?;
-        let (mut object, duplicates) = self.read_object(body, validation).await?;
+        let raw = self.read_raw(body).await?;
+        let Options { dry_run, validation } = self.write_options(WriteOptions::Update)?;
+        let (mut object, duplicates) = self.decode_object(&raw, validation)?;
         self.check_namespace(&mut object)?;
         self.check_name(&object)?;
         let precondition = meta_str(&object, "resourceVersion").filter(|rv| !rv.is_empty()).map(str::to_string);
         let mut tries = 0;
         loop {
             let current = self.current().await?;
+            if meta_str(&object, "uid").is_some() {
+                self.check_uid(&object, &self.decode_stored(&current)?, true)?;
+            }
             if let Some(rv) = &precondition {
                 if rv != &current.mod_revision.to_string() {
                     return Err(ApiError::stale(self.group(), self.plural(), self.name.as_deref().unwrap_or_default()));
@@ -255,7 +392,9 @@ impl Call {
             }
             match self.store_update(object.clone(), &current, validation, dry_run).await {
                 Err(UpdateError::Conflict) if precondition.is_none() && tries < UPDATE_RETRIES => tries += 1,
-                Err(UpdateError::Conflict) => return Err(ApiError::stale(self.group(), self.plural(), self.name.as_deref().unwrap_or_default())),
+                Err(UpdateError::Conflict) => {
+                    return Err(ApiError::stale(self.group(), self.plural(), self.name.as_deref().unwrap_or_default()))
+                }
                 Err(UpdateError::Api(e)) => return Err(e),
                 Ok((stored, mut warnings)) => {
                     warnings.extend(duplicates);
@@ -266,14 +405,13 @@ impl Call {
     }
 
     pub(super) async fn patch(&self, body: Body) -> Result<Response, ApiError> {
-        let negotiated = self.negotiated()?;
-        let dry_run = self.dry_run(None)?;
-        let validation = FieldValidation::parse(self.query.get("fieldValidation"))?;
         let content_type = self.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let patch_type = PatchType::from_content_type(content_type).ok_or_else(|| ApiError::unsupported_media_type(PatchType::ACCEPTED))?;
+        let negotiated = self.negotiated()?;
         let bytes = read_body(body).await?;
         let apply = patch_type == PatchType::Apply;
-        fieldmanager::validate_options(WriteOptions::Patch { apply, force_given: self.query.get("force").is_some() }, self.query.get("fieldManager"))?;
+        let Options { dry_run, validation } =
+            self.write_options(WriteOptions::Patch { apply, force_given: self.query.get("force").is_some() })?;
         let patch_doc = patch::parse(patch_type, &bytes)?;
         let schema = &self.endpoint.version().schema;
         let tracking = if apply { Tracking::Applied } else { Tracking::Update };
@@ -281,22 +419,39 @@ impl Call {
         loop {
             let current = match self.current().await {
                 // An apply creates what does not exist (not through a subresource).
-                Err(e) if apply && e.code == 404 && self.subresource.is_none() => match self.create_by_apply(&patch_doc, negotiated, dry_run, validation).await {
-                    Err(e) if e.reason == "AlreadyExists" && tries < UPDATE_RETRIES => {
-                        tries += 1;
-                        continue;
+                Err(e) if apply && e.code == 404 && self.subresource.is_none() => {
+                    match self.create_by_apply(&patch_doc, negotiated, dry_run, validation).await {
+                        Err(e) if e.reason == "AlreadyExists" && tries < UPDATE_RETRIES => {
+                            tries += 1;
+                            continue;
+                        }
+                        other => return other,
                     }
-                    other => return other,
-                },
+                }
                 other => other?,
             };
             let current_object = self.decode_stored(&current)?;
             let patched = match &patch_doc {
-                PatchDocument::Object(config) if apply => self.field_manager().apply(Some(&current_object), config, self.query.get("fieldManager").unwrap_or_default(), self.query.flag("force"))?,
+                PatchDocument::Object(config) if apply => self.field_manager().apply(
+                    Some(&current_object),
+                    config,
+                    self.query.get("fieldManager").unwrap_or_default(),
+                    self.query.flag("force"),
+                )?,
                 _ => patch::apply(patch_type, &current_object, &patch_doc, schema)?,
             };
-            let patched = self.check_type(patched)?;
-            let mut patched = patched;
+            // The patched object is decoded again by kube-apiserver; what does not decode is a
+            // 422 about the patch (an apply reports its own errors).
+            let mut patched = match self.check_type(patched.clone()) {
+                Ok(object) if apply => object,
+                Ok(object) => match object::object_meta_type_error(&object) {
+                    None => object,
+                    Some(why) => return Err(self.undecodable_patch_result(&patched, &ApiError::bad_request(why))),
+                },
+                Err(e) if apply => return Err(e),
+                Err(e) => return Err(self.undecodable_patch_result(&patched, &e)),
+            };
+            self.check_uid(&patched, &current_object, false)?;
             self.check_namespace(&mut patched)?;
             self.check_name(&patched)?;
             // A resourceVersion in the patch is a precondition (kubectl diff sends one).
@@ -308,7 +463,9 @@ impl Call {
             }
             match self.store_update_tracked(patched, &current, validation, dry_run, tracking).await {
                 Err(UpdateError::Conflict) if tries < UPDATE_RETRIES => tries += 1,
-                Err(UpdateError::Conflict) => return Err(ApiError::stale(self.group(), self.plural(), self.name.as_deref().unwrap_or_default())),
+                Err(UpdateError::Conflict) => {
+                    return Err(ApiError::stale(self.group(), self.plural(), self.name.as_deref().unwrap_or_default()))
+                }
                 Err(UpdateError::Api(e)) => return Err(e),
                 Ok((stored, warnings)) => return Ok(with_warnings(self.render_object(StatusCode::OK, &stored, negotiated)?, &warnings)),
             }
@@ -327,7 +484,13 @@ impl Call {
 
     /// Field management for writes through this endpoint.
     fn field_manager(&self) -> FieldManager<'static> {
-        FieldManager::new(&self.endpoint.version().schema, &self.endpoint.api_version(), self.kind(), self.subresource, self.has_status_subresource())
+        FieldManager::new(
+            &self.endpoint.version().schema,
+            &self.endpoint.api_version(),
+            self.kind(),
+            self.subresource,
+            self.has_status_subresource(),
+        )
     }
 
     /// The manager of an ordinary write: `fieldManager`, else the User-Agent's program name.
@@ -338,11 +501,18 @@ impl Call {
 
     /// Applies to an object that does not exist: the configuration merged into nothing is
     /// created (201).
-    async fn create_by_apply(&self, patch_doc: &PatchDocument, negotiated: Negotiated, dry_run: bool, validation: FieldValidation) -> Result<Response, ApiError> {
+    async fn create_by_apply(
+        &self,
+        patch_doc: &PatchDocument,
+        negotiated: Negotiated,
+        dry_run: bool,
+        validation: FieldValidation,
+    ) -> Result<Response, ApiError> {
         let PatchDocument::Object(config) = patch_doc else {
             return Err(ApiError::internal("apply patch is not an object"));
         };
-        let object = self.field_manager().apply(None, config, self.query.get("fieldManager").unwrap_or_default(), self.query.flag("force"))?;
+        let object =
+            self.field_manager().apply(None, config, self.query.get("fieldManager").unwrap_or_default(), self.query.flag("force"))?;
         let object = self.check_type(object)?;
         self.check_name(&object)?;
         self.create_object(object, negotiated, dry_run, validation, Tracking::Applied).await
@@ -352,19 +522,34 @@ impl Call {
         let url_name = self.name.as_deref().unwrap_or_default();
         let body_name = meta_str(object, "name").unwrap_or("");
         if body_name != url_name {
-            return Err(ApiError::bad_request(format!("the name of the object ({body_name}) does not match the name on the URL ({url_name})")));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({url_name})"
+            )));
         }
         Ok(())
     }
 
     /// Carries server-owned fields over from the stored object, admits the result and writes it
     /// with a compare-and-swap on the stored revision.
-    pub(super) async fn store_update(&self, object: Value, current: &KeyValue, validation: FieldValidation, dry_run: bool) -> Result<(Value, Vec<String>), UpdateError> {
+    pub(super) async fn store_update(
+        &self,
+        object: Value,
+        current: &KeyValue,
+        validation: FieldValidation,
+        dry_run: bool,
+    ) -> Result<(Value, Vec<String>), UpdateError> {
         self.store_update_tracked(object, current, validation, dry_run, Tracking::Update).await
     }
 
     /// [`Self::store_update`], recording the write in managedFields as `tracking` says.
-    async fn store_update_tracked(&self, mut object: Value, current: &KeyValue, validation: FieldValidation, dry_run: bool, tracking: Tracking) -> Result<(Value, Vec<String>), UpdateError> {
+    async fn store_update_tracked(
+        &self,
+        mut object: Value,
+        current: &KeyValue,
+        validation: FieldValidation,
+        dry_run: bool,
+        tracking: Tracking,
+    ) -> Result<(Value, Vec<String>), UpdateError> {
         let old = self.decode_stored(current).map_err(UpdateError::Api)?;
         // An apply's managedFields must survive the status reset below.
         let applied_fields = (tracking == Tracking::Applied).then(|| object.get("metadata").and_then(|m| m.get("managedFields")).cloned());
@@ -402,7 +587,12 @@ impl Call {
             let old_finalizers = finalizers(&old);
             let added: Vec<String> = finalizers(&object).into_iter().filter(|f| !old_finalizers.contains(f)).collect();
             if !added.is_empty() {
-                let error = FieldError::new(FieldErrorKind::Forbidden, "metadata.finalizers", None, format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"));
+                let error = FieldError::new(
+                    FieldErrorKind::Forbidden,
+                    "metadata.finalizers",
+                    None,
+                    format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
+                );
                 let name = self.name.clone().unwrap_or_default();
                 return Err(UpdateError::Api(ApiError::invalid(self.group(), self.kind(), &name, &[error])));
             }

@@ -1,10 +1,22 @@
-//! YAML output in the style kube-apiserver writes it (Go's yaml.v2 through sigs.k8s.io/yaml):
+//! YAML request bodies, and YAML output in the style kube-apiserver writes it (Go's yaml.v2 through sigs.k8s.io/yaml):
 //! two-space indentation, sequences not indented under their key, keys in the object's order,
 //! strings that would read back as another type double-quoted, multi-line strings as literal
 //! blocks.
 
 use serde_json::Value;
 use std::fmt::Write;
+
+/// Reads a YAML request body. A document that is JSON (kube's YAML decoder reads JSON too) is
+/// read as JSON, with JSON's depth limit ([`crate::json::MAX_DEPTH`]) rather than the 128 levels
+/// the YAML reader allows.
+pub fn parse(bytes: &[u8]) -> Result<Value, String> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        if let Ok(value) = crate::json::parse(bytes) {
+            return Ok(value);
+        }
+    }
+    serde_yaml_ng::from_slice(bytes).map_err(|e| e.to_string())
+}
 
 /// Encodes a JSON value as YAML.
 pub fn to_yaml(value: &Value) -> String {
