@@ -3,7 +3,7 @@
 
 use crate::auth::PeerCertificates;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,9 +54,10 @@ pub async fn serve_tls(
 
 /// Serves `app` on `listener` with TLS until `shutdown` completes.
 ///
-/// Request headers are bounded as in kube-apiserver: [`MAX_HEADER_BYTES`] (HTTP/1.1: the read
-/// buffer stops there, with Go's 4 KiB of slack; HTTP/2: the header list size Go allows), else
-/// `431 Request Header Fields Too Large`; and they must arrive within
+/// HTTP/2 is spoken when the client asks for it in the TLS handshake (ALPN), HTTP/1.1 otherwise.
+/// Request headers are bounded as in kube-apiserver: [`MAX_HEADER_BYTES`] (HTTP/1.1: with Go's
+/// 4 KiB of slack; HTTP/2: the header list size Go allows), else `431 Request Header Fields Too
+/// Large`; and they must arrive within
 /// [`ServeOptions::header_read_timeout`], so a client trickling bytes is dropped.
 pub async fn serve_tls_with(
     listener: TcpListener,
@@ -65,19 +66,20 @@ pub async fn serve_tls_with(
     options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
+        // Go counts the request line and headers against MaxHeaderBytes with 4 KiB of slack.
+        .max_header_size(MAX_HEADER_BYTES + 4096)
         .max_buf_size(MAX_HEADER_BYTES + 4096);
-    builder
-        .http2()
-        .timer(hyper_util::rt::TokioTimer::new())
+    let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    http2
+        .timer(TokioTimer::new())
         .max_concurrent_streams(options.http2_max_streams_per_connection)
         // Go's HTTP/2 server: the header bytes plus 32 bytes for each of ten typical fields.
         .max_header_list_size((MAX_HEADER_BYTES + 320) as u32);
-    let builder = Arc::new(builder);
+    let (http1, http2) = (Arc::new(http1), Arc::new(http2));
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -100,7 +102,7 @@ pub async fn serve_tls_with(
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
-        let builder = builder.clone();
+        let (http1, http2) = (http1.clone(), http2.clone());
         let handshake_timeout = options.tls_handshake_timeout;
         connections.spawn(async move {
             let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
@@ -120,7 +122,14 @@ pub async fn serve_tls_with(
                 }
                 request
             }));
-            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await {
+            // HTTP/2 when the client chose it in the handshake (ALPN), as Go's TLS server does;
+            // HTTP/1.1 otherwise.
+            let result = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                http2.serve_connection(TokioIo::new(tls), service).await
+            } else {
+                http1.serve_connection(TokioIo::new(tls), service).with_upgrades().await
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
