@@ -21,33 +21,43 @@ enum Deleted {
 }
 
 impl Call {
-    /// `DeleteOptions` from the body (optional).
+    /// The request's `DeleteOptions`, as kube-apiserver reads them: from the body when there is
+    /// one, else from the query (where a `gracePeriodSeconds` that is no integer is a 400).
     async fn delete_options(&self, body: Body) -> Result<Value, ApiError> {
         let bytes = read_body(body).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(json!({}));
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            let encoding =
+                body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
+            let options = decode_body(&bytes, encoding, "DeleteOptions")?;
+            if !options.is_object() {
+                return Err(ApiError::bad_request("the body of a delete request must be a DeleteOptions object"));
+            }
+            return Ok(options);
         }
-        let encoding =
-            body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
-        let options = decode_body(&bytes, encoding, "DeleteOptions")?;
-        if !options.is_object() {
-            return Err(ApiError::bad_request("the body of a delete request must be a DeleteOptions object"));
+        let mut options = serde_json::Map::new();
+        if let Some(seconds) = self.query.int("gracePeriodSeconds")? {
+            options.insert("gracePeriodSeconds".into(), json!(seconds));
         }
-        Ok(options)
+        if let Some(policy) = self.query.get("propagationPolicy") {
+            options.insert("propagationPolicy".into(), json!(policy));
+        }
+        if self.query.get("orphanDependents").is_some() {
+            options.insert("orphanDependents".into(), json!(self.query.flag("orphanDependents")));
+        }
+        let dry_run = self.dry_run_values(None);
+        if !dry_run.is_empty() {
+            options.insert("dryRun".into(), json!(dry_run));
+        }
+        Ok(Value::Object(options))
     }
 
-    /// Validates DeleteOptions (the body's, or the query's where the body has none) as
-    /// kube-apiserver's `ValidateDeleteOptions` does: one 422 for every problem. Returns whether
-    /// this is a dry run.
+    /// Validates DeleteOptions as kube-apiserver's `ValidateDeleteOptions` does: one 422 for
+    /// every problem. Returns whether this is a dry run.
     fn check_delete_options(&self, options: &Value) -> Result<bool, ApiError> {
         let mut errors = Vec::new();
-        let policy = options
-            .get("propagationPolicy")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .or_else(|| self.query.get("propagationPolicy").map(str::to_string));
-        let orphan = options.get("orphanDependents").is_some_and(|v| !v.is_null()) || self.query.get("orphanDependents").is_some();
-        if let Some(policy) = &policy {
+        let policy = options.get("propagationPolicy").and_then(Value::as_str);
+        let orphan = options.get("orphanDependents").is_some_and(|v| !v.is_null());
+        if let Some(policy) = policy {
             if orphan {
                 errors.push(FieldError::new(
                     FieldErrorKind::Invalid,
@@ -56,7 +66,7 @@ impl Call {
                     "orphanDependents and deletionPropagation cannot be both set",
                 ));
             }
-            if !["Foreground", "Background", "Orphan"].contains(&policy.as_str()) {
+            if !["Foreground", "Background", "Orphan"].contains(&policy) {
                 errors.push(FieldError::new(
                     FieldErrorKind::NotSupported,
                     "propagationPolicy",
@@ -65,7 +75,10 @@ impl Call {
                 ));
             }
         }
-        let dry_run = self.dry_run_values(Some(options));
+        let dry_run: Vec<String> = match options.get("dryRun") {
+            Some(Value::Array(items)) => items.iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect(),
+            _ => Vec::new(),
+        };
         errors.extend(super::write::dry_run_error(&dry_run));
         if !errors.is_empty() {
             return Err(crate::fieldmanager::options_invalid("DeleteOptions", &errors));
