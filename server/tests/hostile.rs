@@ -379,6 +379,7 @@ fn catalogue(fixture: &Fixture) -> Vec<Case> {
         case("timeoutSeconds=x", list("timeoutSeconds=x"), 400, "BadRequest"),
         case("a watch with timeoutSeconds=x", list("watch=1&timeoutSeconds=x"), 400, "BadRequest"),
         case("a watch at resourceVersion=abc", list("watch=1&resourceVersion=abc"), 400, "BadRequest").differs("kube-apiserver 1.32 answers 500"),
+        case("resourceVersionMatch on a watch", list("watch=1&resourceVersion=1&resourceVersionMatch=NotOlderThan"), 422, "Invalid"),
         case("a watch with a negative timeout ends at once", list("watch=1&timeoutSeconds=-1"), 200, ""),
         case("watch=bogus is a watch", list("watch=bogus&timeoutSeconds=-1"), 200, "").check(|r| assert!(!r.text().contains("FooList"), "a list: {}", r.text())),
         case("includeObject=Everything", list("includeObject=Everything").header("accept", "application/json;as=Table;v=v1;g=meta.k8s.io"), 400, "BadRequest"),

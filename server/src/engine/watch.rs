@@ -41,6 +41,15 @@ impl Call {
         let prefix = super::object::list_prefix(self.group(), self.plural(), self.namespace());
         let rv = self.query.get("resourceVersion").filter(|s| !s.is_empty());
         let send_initial = self.query.flag("sendInitialEvents");
+        if self.query.get("resourceVersionMatch").is_some_and(|m| !m.is_empty()) && self.query.get("sendInitialEvents").is_none() {
+            let error = crate::http::FieldError::new(
+                crate::http::FieldErrorKind::Forbidden,
+                "resourceVersionMatch",
+                None,
+                "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+            );
+            return Err(crate::fieldmanager::options_invalid("ListOptions", &[error]));
+        }
         let bookmarks = self.query.flag("allowWatchBookmarks");
         if send_initial && (self.query.get("resourceVersionMatch") != Some("NotOlderThan") || !bookmarks) {
             return Err(ApiError::new(
