@@ -793,6 +793,12 @@ async fn hostile_connections_to_the_binary() {
     let huge = "x".repeat((1 << 20) + 8192);
     let answer = exchange(&binary, false, "GET", FOOS, &[worker[0], ("x-padding", &huge)], "").await;
     assert_eq!((answer.code, reason(&answer).as_str()), (431, ""));
+    // hyper's own bounds, tighter than Go's: 100 header fields, URIs of 64 KiB.
+    let many: Vec<(String, String)> = (0..101).map(|i| (format!("x-h{i}"), "v".to_string())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(exchange(&binary, false, "GET", FOOS, &many, "").await.code, 431);
+    let long_uri = format!("{FOOS}?labelSelector={}", "a".repeat(70_000));
+    assert_eq!(exchange(&binary, false, "GET", &long_uri, &worker, "").await.code, 414);
     // Headers just under the limit are fine.
     let big = "x".repeat((1 << 20) - 4096);
     let answer = exchange(&binary, false, "GET", FOOS, &[worker[0], ("x-padding", &big)], "").await;
