@@ -77,7 +77,7 @@ fn flow_depth(bytes: &[u8]) -> usize {
                 i += 1;
                 continue;
             }
-            b'#' if i == 0 || matches!(bytes[i - 1], b' ' | b'\t') => {
+            b'#' if i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n') => {
                 while i < n && bytes[i] != b'\n' {
                     i += 1;
                 }
@@ -116,7 +116,8 @@ fn flow_depth(bytes: &[u8]) -> usize {
             _ => {}
         }
         if c != b' ' && c != b'\t' {
-            previous = c;
+            // A bracket inside a plain scalar opened nothing; nor does the next one.
+            previous = if matches!(c, b'[' | b'{') && !value_start { b'a' } else { c };
         }
         i += 1;
     }
