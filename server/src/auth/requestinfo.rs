@@ -147,7 +147,7 @@ impl ListQuery {
             })
             .collect();
         let first = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        // Decoded as the engine decodes it (kube's query conversion): anything but `0`, `f` and
+        // Decoded as the engine decodes it (kube's query conversion): anything but `0` and
         // `false` is a watch, so authorization and the engine agree on the verb.
         let watch = first("watch").is_some_and(crate::http::query_bool);
         let name = first("fieldSelector").and_then(exact_name);

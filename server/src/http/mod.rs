@@ -31,8 +31,8 @@ impl Query {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
-    /// A boolean parameter as kube-apiserver's query decoding reads it: absent, `0`, `f` and
-    /// `false` (any case) are false; anything else, the empty value included, is true.
+    /// A boolean parameter as kube-apiserver's query decoding reads it: absent, `0` and `false`
+    /// (any case) are false; anything else, the empty value included, is true.
     pub fn flag(&self, name: &str) -> bool {
         self.get(name).is_some_and(query_bool)
     }
@@ -53,10 +53,10 @@ impl Query {
     }
 }
 
-/// A boolean query value as kube-apiserver converts it: false only for `0`, `f` and `false`
-/// (any case).
+/// A boolean query value as kube-apiserver converts it: false only for `0` and `false` (any
+/// case).
 pub fn query_bool(value: &str) -> bool {
-    !(value == "0" || value.eq_ignore_ascii_case("f") || value.eq_ignore_ascii_case("false"))
+    !(value == "0" || value.eq_ignore_ascii_case("false"))
 }
 
 fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
@@ -173,7 +173,7 @@ mod tests {
         assert_eq!(q.get("fieldSelector"), Some("metadata.name=foo"));
         assert_eq!(q.get("labelSelector"), Some("a in (b,c)"));
         assert!(q.flag("watch"));
-        for (value, want) in [("true", true), ("1", true), ("", true), ("bogus", true), ("0", false), ("F", false), ("fALSE", false)] {
+        for (value, want) in [("true", true), ("1", true), ("", true), ("bogus", true), ("0", false), ("f", true), ("fALSE", false)] {
             assert_eq!(query_bool(value), want, "{value:?}");
         }
         let numbers = Query::parse(Some("limit=abc&big=99999999999999999999&ok=-5&empty="));
