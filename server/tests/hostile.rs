@@ -338,6 +338,12 @@ fn catalogue(fixture: &Fixture) -> Vec<Case> {
         case("a name of 300 characters in the path", get(format!("{FOOS}/{}", "a".repeat(300))), 404, "NotFound"),
         case("unicode in the path", get(format!("{FOOS}/f%C3%B6o")), 404, "NotFound"),
         case("an uppercase namespace", get(format!("{V1}/namespaces/UPPER/foos/keep")), 404, "NotFound"),
+        case("creating in an uppercase namespace", create(&format!("{V1}/namespaces/UPPER/foos"), foo("x", json!({}), json!({}))), 404, "NotFound")
+            .check(|r| assert_eq!(r.message(), "namespaces \"UPPER\" not found")),
+        case("creating in a namespace of 64 characters", create(&format!("{V1}/namespaces/{}/foos", "n".repeat(64)), foo("x", json!({}), json!({}))), 404, "NotFound"),
+        case("creating in a namespace with a dot", create(&format!("{V1}/namespaces/a.b/foos"), foo("x", json!({}), json!({}))), 404, "NotFound"),
+        case("creating in the namespace ..", create(&format!("{V1}/namespaces/../foos"), foo("x", json!({}), json!({}))), 404, "NotFound"),
+        case("applying into an uppercase namespace", send("PATCH", format!("{V1}/namespaces/UPPER/foos/x?fieldManager=m"), APPLY, r#"{"apiVersion":"hello.zeng.dev/v1","kind":"Foo","metadata":{"name":"x"}}"#), 404, "NotFound"),
         case("listing an uppercase namespace", get(format!("{V1}/namespaces/UPPER/foos")), 200, ""),
         case("a subresource that does not exist", get(format!("{KEEP}/bogus")), 404, "NotFound"),
         case("status, which Foo does not have", get(format!("{KEEP}/status")), 404, "NotFound"),
@@ -461,6 +467,8 @@ fn catalogue(fixture: &Fixture) -> Vec<Case> {
         // Server-side apply.
         case("an apply body that does not parse", patch(APPLY, "a: [").path_query("fieldManager=m"), 400, "BadRequest"),
         case("an apply body that is a list", patch(APPLY, "- 1").path_query("fieldManager=m"), 400, "BadRequest"),
+        case("an apply body 10,000 levels deep", patch(APPLY, format!(r#"{{"apiVersion":"hello.zeng.dev/v1","kind":"Foo","metadata":{{"name":"keep"}},"spec":{{"msg":{}}}}}"#, nested(9_997))).path_query("fieldManager=m"), 500, "")
+            .check(|r| assert!(r.message().starts_with("failed to create typed patch object"), "kube's own 500: {}", r.message())),
         case("an apply body 100,000 levels deep", patch(APPLY, format!(r#"{{"spec":{{"msg":{}}}}}"#, nested(99_998))).path_query("fieldManager=m"), 400, "BadRequest"),
         // Strategic merge patches (kube answers 415 for every one on a custom resource; we
         // apply them, and refuse bad directives as kube does for built-in types).

@@ -233,6 +233,18 @@ impl Call {
         Ok(object)
     }
 
+    /// Nothing is created in a namespace whose name no namespace can have: kube-apiserver
+    /// answers that the namespace is not found (its namespace admission runs before the
+    /// object's validation). Whether a well-named namespace exists is not checked here.
+    fn check_namespace_can_exist(&self) -> Result<(), ApiError> {
+        let Some(ns) = self.namespace() else { return Ok(()) };
+        if super::validation::is_dns_label(ns) {
+            return Ok(());
+        }
+        let details = crate::http::Details { name: Some(ns.to_string()), kind: Some("namespaces".into()), ..Default::default() };
+        Err(ApiError::new(404, "NotFound", format!("namespaces {ns:?} not found")).with_details(details))
+    }
+
     /// Makes the object's namespace agree with the path (filled in when empty).
     fn check_namespace(&self, object: &mut Value) -> Result<(), ApiError> {
         let meta = metadata_mut(object);
@@ -313,6 +325,7 @@ impl Call {
         tracking: Tracking,
     ) -> Result<Response, ApiError> {
         self.check_namespace(&mut object)?;
+        self.check_namespace_can_exist()?;
         let generate = {
             let meta = metadata_mut(&mut object);
             if meta.get("resourceVersion").and_then(Value::as_str).is_some_and(|rv| !rv.is_empty()) {
