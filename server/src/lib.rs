@@ -83,11 +83,13 @@ pub fn app(state: AppState) -> Router {
     generated::routes(state.engine.clone())
         .merge(http::discovery::routes())
         .fallback(http::fallback)
-        // In kube-apiserver's order, outermost first: the request log, the request timeout,
-        // authentication and authorization (before any route, unknown paths included: a
-        // stranger learns nothing, not even which paths exist), then the in-flight limits.
+        // Each layer wraps those above it, so they read innermost first, in kube-apiserver's
+        // order: the in-flight limits; authentication and authorization (before any route,
+        // unknown paths included: a stranger learns nothing, not even which paths exist); the
+        // request timeout; the request log; Cache-Control on every answer.
         .layer(axum::middleware::from_fn_with_state(state.limiter.clone(), limits::inflight))
         .layer(axum::middleware::from_fn_with_state(state.auth.clone(), auth::middleware))
         .layer(axum::middleware::from_fn_with_state(state.limiter.clone(), limits::timeout))
         .layer(axum::middleware::from_fn(http::log_request))
+        .layer(axum::middleware::map_response(http::cache_control))
 }

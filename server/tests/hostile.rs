@@ -838,6 +838,7 @@ async fn hostile_connections_to_the_binary() {
     assert_eq!((refused.code, reason(&refused).as_str()), (429, ""), "{}", refused.text());
     assert_eq!(refused.body, b"Too many requests, please try again later.\n");
     assert_eq!(refused.headers.get("retry-after").map(|v| v.to_str().unwrap()), Some("1"));
+    assert_eq!(refused.headers.get("cache-control").map(|v| v.to_str().unwrap()), Some("no-cache, private"));
     let read = exchange(&binary, false, "GET", &format!("{FOOS}/keep"), &worker, "").await;
     assert_eq!(read.code, 200, "{}", read.text());
     let admin = exchange(&binary, true, "PATCH", &format!("{FOOS}/keep?dryRun=All"), &[("content-type", MERGE)], "{}").await;
@@ -848,6 +849,8 @@ async fn hostile_connections_to_the_binary() {
         timed_out.text(),
         "{\"metadata\":{},\"status\":\"Failure\",\"message\":\"Timeout: request did not complete within the allotted timeout\",\"reason\":\"Timeout\",\"details\":{},\"code\":504}\n"
     );
+    assert_eq!(timed_out.headers.get("content-type").map(|v| v.to_str().unwrap()), Some("text/plain; charset=utf-8"));
+    assert_eq!(timed_out.headers.get("cache-control").map(|v| v.to_str().unwrap()), Some("no-cache, private"));
     assert!(started.elapsed() >= Duration::from_secs(3) && started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     // A shorter ?timeout= is honoured.
     let mut slow = binary.connect(false).await;

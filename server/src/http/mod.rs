@@ -186,6 +186,15 @@ mod tests {
     }
 }
 
+/// kube-apiserver's outermost filter: every answer that does not say otherwise is
+/// `Cache-Control: no-cache, private` — the plain 404, the 429 and the 504 of the limits too.
+pub async fn cache_control(mut response: Response) -> Response {
+    if !response.headers().contains_key(header::CACHE_CONTROL) {
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE));
+    }
+    response
+}
+
 /// Logs each request's method, path, status and latency at debug level.
 pub async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let method = request.method().clone();
