@@ -76,7 +76,7 @@ struct Flags {
 #[command(next_help_heading = "Limits")]
 struct LimitFlags {
     /// The most read-only requests (get, list) served at once; more get 429. Watches do not
-    /// count, nor do users in system:masters. 0 = no limit.
+    /// count, and users in system:masters are never refused. 0 = no limit.
     #[arg(long, default_value_t = 400)]
     max_requests_inflight: usize,
     /// The most mutating requests (create, update, patch, delete) served at once; more get
