@@ -72,7 +72,45 @@ struct Flags {
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
     #[command(flatten)]
+    limits: LimitFlags,
+    #[command(flatten)]
     auth: AuthFlags,
+}
+
+/// Limits on requests, with kube-apiserver's names and defaults (see docs/hardening.md).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Limits")]
+struct LimitFlags {
+    /// The most read-only requests (get, list) served at once; more get 429. Watches do not
+    /// count, and users in system:masters are never refused. 0 = no limit.
+    #[arg(long, default_value_t = 400)]
+    max_requests_inflight: usize,
+    /// The most mutating requests (create, update, patch, delete) served at once; more get
+    /// 429. 0 = no limit.
+    #[arg(long, default_value_t = 200)]
+    max_mutating_requests_inflight: usize,
+    /// How long a request that is not a watch may take before it gets 504; clients may ask
+    /// for less with ?timeout=. 0 = no limit.
+    #[arg(long, default_value = "1m0s", value_parser = server::duration::parse_duration)]
+    request_timeout: std::time::Duration,
+    /// Seconds: a watch without timeoutSeconds lasts between one and two times this.
+    #[arg(long, default_value_t = 1800)]
+    min_request_timeout: u64,
+    /// The most concurrent streams a client may open on one HTTP/2 connection (the default
+    /// of aggregated API servers, whose front proxy multiplexes many watches on one connection).
+    #[arg(long, default_value_t = 1000)]
+    http2_max_streams_per_connection: u32,
+}
+
+impl LimitFlags {
+    fn limits(&self) -> server::limits::Limits {
+        server::limits::Limits {
+            max_requests_inflight: self.max_requests_inflight,
+            max_mutating_requests_inflight: self.max_mutating_requests_inflight,
+            request_timeout: self.request_timeout,
+            min_request_timeout: std::time::Duration::from_secs(self.min_request_timeout),
+        }
+    }
 }
 
 /// Authentication and authorization, with kube-apiserver's flag names (see docs/auth.md).
@@ -170,8 +208,7 @@ impl AuthFlags {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let flags = Flags::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "info".into());
     if flags.log_format == "json" {
@@ -179,7 +216,9 @@ async fn main() {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
-    if let Err(e) = run(flags).await {
+    // Requests are served on threads with deep stacks: see `server::THREAD_STACK_BYTES`.
+    let result = server::runtime().map_err(|e| e.into()).and_then(|runtime| runtime.block_on(run(flags)));
+    if let Err(e) = result {
         tracing::error!("{e}");
         eprintln!("error: {e}");
         std::process::exit(1);
@@ -215,7 +254,7 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
         }
         StorageKind::Etcd => Arc::new(open_etcd(&flags).await?),
     };
-    let app = server::app(server::AppState::new(storage).with_auth(auth));
+    let app = server::app(server::AppState::new(storage).with_auth(auth).with_limits(flags.limits.limits()));
     let listener = tokio::net::TcpListener::bind((flags.bind_address, flags.secure_port)).await?;
     let address = listener.local_addr()?;
     let host = if address.ip().is_unspecified() { "127.0.0.1".to_string() } else { address.ip().to_string() };
@@ -229,7 +268,11 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     // An absolute path works from any directory the user pastes the line into.
     let shown = std::fs::canonicalize(&kubeconfig).unwrap_or_else(|_| kubeconfig.clone());
     println!("Point kubectl at it with:  export KUBECONFIG={}", shown.display());
-    server::serve::serve_tls(listener, tls, app, shutdown_signal()).await;
+    let serve_options = server::serve::ServeOptions {
+        http2_max_streams_per_connection: flags.limits.http2_max_streams_per_connection,
+        ..Default::default()
+    };
+    server::serve::serve_tls_with(listener, tls, app, serve_options, shutdown_signal()).await;
     Ok(())
 }
 

@@ -124,19 +124,19 @@ const COMPARE_MANAGED_FIELDS: bool = true;
 
 struct Replay {
     app: axum::Router,
-    /// kube-apiserver's resourceVersions → ours, learned from the responses so far, so that
-    /// replayed bodies carrying a resourceVersion precondition mean the same object state.
+    /// kube-apiserver's resourceVersions and uids → ours, learned from the responses so far, so
+    /// that replayed bodies carrying a resourceVersion or uid precondition mean the same object.
     versions: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
-/// Records the pairs of resourceVersions found at the same place in both answers.
+/// Records the pairs of resourceVersions (and uids) found at the same place in both answers.
 fn learn_versions(want: &Value, got: &Value, map: &mut std::collections::HashMap<String, String>) {
     match (want, got) {
         (Value::Object(w), Value::Object(g)) => {
             for (k, wv) in w {
                 if let Some(gv) = g.get(k) {
                     match (k.as_str(), wv, gv) {
-                        ("resourceVersion", Value::String(a), Value::String(b)) => {
+                        ("resourceVersion" | "uid", Value::String(a), Value::String(b)) => {
                             map.insert(a.clone(), b.clone());
                         }
                         _ => learn_versions(wv, gv, map),
@@ -165,7 +165,9 @@ impl Replay {
             let versions = self.versions.lock().unwrap();
             for (theirs, ours) in versions.iter() {
                 for sep in ["\": \"", "\":\""] {
-                    text = text.replace(&format!("resourceVersion{sep}{theirs}\""), &format!("resourceVersion{sep}{ours}\""));
+                    for field in ["resourceVersion", "uid"] {
+                        text = text.replace(&format!("{field}{sep}{theirs}\""), &format!("{field}{sep}{ours}\""));
+                    }
                 }
             }
             Body::from(text)

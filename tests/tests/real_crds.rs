@@ -138,8 +138,29 @@ fn string_example(schema: &Schema) -> String {
             && b.pattern.as_deref().is_none_or(|p| regex::Regex::new(p).is_ok_and(|r| r.is_match(s)))
     };
     let candidates = [
-        by_format, "example", "a", "1", "1m", "1s", "10s", "v1", "a1", "example.com", "example-1", "Example", "EXAMPLE", "10.0.0.1", "https://example.com",
-        "1.0.0", "/path", "key=value", "example.com/name", "100Mi", "1Gi", "0", "true",
+        by_format,
+        "example",
+        "a",
+        "1",
+        "1m",
+        "1s",
+        "10s",
+        "v1",
+        "a1",
+        "example.com",
+        "example-1",
+        "Example",
+        "EXAMPLE",
+        "10.0.0.1",
+        "https://example.com",
+        "1.0.0",
+        "/path",
+        "key=value",
+        "example.com/name",
+        "100Mi",
+        "1Gi",
+        "0",
+        "true",
     ];
     if let Some(found) = candidates.iter().find(|c| fits(c)) {
         return found.to_string();
@@ -246,7 +267,10 @@ fn every_real_crd_is_served() {
             // kubectl explain, for this version.
             let out = server.kubectl(V, &["explain", &resource.names.plural, &format!("--api-version={api_version}")]);
             let text = String::from_utf8_lossy(&out.stdout);
-            if !out.status.success() || !text.contains(&format!("KIND:       {}", resource.names.kind)) || !text.contains(&format!("VERSION:    {}", version.name)) {
+            if !out.status.success()
+                || !text.contains(&format!("KIND:       {}", resource.names.kind))
+                || !text.contains(&format!("VERSION:    {}", version.name))
+            {
                 failures.push(format!("{id}: {}", describe("kubectl explain", &out)));
             }
 
@@ -259,14 +283,16 @@ fn every_real_crd_is_served() {
                 _ => None,
             };
             if let Some(field) = object_field {
-                let bad = json!({"apiVersion": api_version, "kind": resource.names.kind, "metadata": {"name": "bad"}, field.clone(): "text"});
+                let bad =
+                    json!({"apiVersion": api_version, "kind": resource.names.kind, "metadata": {"name": "bad"}, field.clone(): "text"});
                 let out = server.create_raw(&path, &bad.to_string());
                 let stderr = String::from_utf8_lossy(&out.stderr);
                 let message = format!("{field}: Invalid value: \"string\": {field} in body must be of type object: \"string\"");
                 // kubectl prints a 422 with causes as `The <Kind> "<name>" is invalid: <causes>`.
                 let head = format!("The {} \"bad\" is invalid: ", resource.names.kind);
                 if out.status.success() || !stderr.contains(&head) || !stderr.contains(&message) {
-                    failures.push(format!("{id}: a {field} of the wrong type: expected {head}…{message}\n{}", describe("create bad", &out)));
+                    failures
+                        .push(format!("{id}: a {field} of the wrong type: expected {head}…{message}\n{}", describe("create bad", &out)));
                 }
             }
         }

@@ -289,7 +289,10 @@ impl Auth {
     pub async fn check(&self, request: &mut Request) -> Result<(), Response> {
         let Some(enabled) = &self.enabled else { return Ok(()) };
         let uri = request.uri().clone();
-        let info = RequestInfo::parse(request.method(), uri.path(), uri.query()).map_err(|e| internal_error(&uri, &e.to_string()))?;
+        let info = match request.extensions().get::<RequestInfo>() {
+            Some(info) => info.clone(),
+            None => RequestInfo::parse(request.method(), uri.path(), uri.query()).map_err(|e| internal_error(&uri, &e.to_string()))?,
+        };
         // Matched on the raw path: a percent-encoded path never reaches a route it decodes to.
         let always_allowed = !info.is_resource_request && enabled.always_allow_paths.iter().any(|p| path_matches(p, uri.path()));
         let peer = request.extensions().get::<PeerCertificates>().cloned();

@@ -147,13 +147,9 @@ impl ListQuery {
             })
             .collect();
         let first = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        // Kube decodes `watch` with strconv.ParseBool; a value that does not parse counts as a
-        // watch unless it is `false` or `0`.
-        let watch = match first("watch") {
-            None => false,
-            Some("0" | "f" | "F" | "false" | "FALSE" | "False") => false,
-            Some(_) => true,
-        };
+        // Decoded as the engine decodes it (kube's query conversion): anything but `0` and
+        // `false` is a watch, so authorization and the engine agree on the verb.
+        let watch = first("watch").is_some_and(crate::http::query_bool);
         let name = first("fieldSelector").and_then(exact_name);
         ListQuery { watch, name }
     }

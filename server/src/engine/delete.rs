@@ -4,7 +4,7 @@
 use super::object::{self, meta_str, metadata_mut};
 use super::write::finalizers;
 use super::{body_encoding, decode_body, read_body, Call};
-use crate::http::{respond, ApiError};
+use crate::http::{respond, ApiError, FieldError, FieldErrorKind};
 use crate::storage::{self, KeyValue};
 use axum::body::Body;
 use axum::response::Response;
@@ -20,32 +20,75 @@ enum Deleted {
 }
 
 impl Call {
-    /// `DeleteOptions` from the body (optional).
+    /// The request's `DeleteOptions`, as kube-apiserver reads them: from the body when there is
+    /// one, else from the query (where a `gracePeriodSeconds` that is no integer is a 400).
     async fn delete_options(&self, body: Body) -> Result<Value, ApiError> {
         let bytes = read_body(body).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(json!({}));
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            let encoding =
+                body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
+            let options = decode_body(&bytes, encoding, "DeleteOptions")?;
+            if !options.is_object() {
+                return Err(ApiError::bad_request("the body of a delete request must be a DeleteOptions object"));
+            }
+            return Ok(options);
         }
-        let encoding =
-            body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
-        let options = decode_body(&bytes, encoding, "DeleteOptions")?;
-        if !options.is_object() {
-            return Err(ApiError::bad_request("the body of a delete request must be a DeleteOptions object"));
+        let mut options = serde_json::Map::new();
+        if let Some(seconds) = self.query.int("gracePeriodSeconds")? {
+            options.insert("gracePeriodSeconds".into(), json!(seconds));
         }
-        if let Some(p) = options.get("propagationPolicy").and_then(Value::as_str) {
-            if !["Orphan", "Background", "Foreground"].contains(&p) {
-                return Err(ApiError::bad_request(format!(
-                    "propagationPolicy: Unsupported value: {p:?}: supported values: \"Background\", \"Foreground\", \"Orphan\""
-                )));
+        if let Some(policy) = self.query.get("propagationPolicy") {
+            options.insert("propagationPolicy".into(), json!(policy));
+        }
+        if self.query.get("orphanDependents").is_some() {
+            options.insert("orphanDependents".into(), json!(self.query.flag("orphanDependents")));
+        }
+        let dry_run = self.dry_run_values(None);
+        if !dry_run.is_empty() {
+            options.insert("dryRun".into(), json!(dry_run));
+        }
+        Ok(Value::Object(options))
+    }
+
+    /// Validates DeleteOptions as kube-apiserver's `ValidateDeleteOptions` does: one 422 for
+    /// every problem. Returns whether this is a dry run.
+    fn check_delete_options(&self, options: &Value) -> Result<bool, ApiError> {
+        let mut errors = Vec::new();
+        let policy = options.get("propagationPolicy").and_then(Value::as_str);
+        let orphan = options.get("orphanDependents").is_some_and(|v| !v.is_null());
+        if let Some(policy) = policy {
+            if orphan {
+                errors.push(FieldError::new(
+                    FieldErrorKind::Invalid,
+                    "propagationPolicy",
+                    Some(format!("{policy:?}")),
+                    "orphanDependents and deletionPropagation cannot be both set",
+                ));
+            }
+            if !["Foreground", "Background", "Orphan"].contains(&policy) {
+                errors.push(FieldError::new(
+                    FieldErrorKind::NotSupported,
+                    "propagationPolicy",
+                    Some(format!("{policy:?}")),
+                    "supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"",
+                ));
             }
         }
-        Ok(options)
+        let dry_run: Vec<String> = match options.get("dryRun") {
+            Some(Value::Array(items)) => items.iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect(),
+            _ => Vec::new(),
+        };
+        errors.extend(super::write::dry_run_error(&dry_run));
+        if !errors.is_empty() {
+            return Err(crate::fieldmanager::options_invalid("DeleteOptions", &errors));
+        }
+        Ok(!dry_run.is_empty())
     }
 
     pub(super) async fn delete(&self, body: Body) -> Result<Response, ApiError> {
         let negotiated = self.negotiated()?;
         let options = self.delete_options(body).await?;
-        let dry_run = self.dry_run(Some(&options))?;
+        let dry_run = self.check_delete_options(&options)?;
         let name = self.name.clone().unwrap_or_default();
         let key = self.key(&name);
         for _ in 0..16 {
@@ -125,7 +168,7 @@ impl Call {
     pub(super) async fn delete_collection(&self, body: Body) -> Result<Response, ApiError> {
         let negotiated = self.negotiated()?;
         let options = self.delete_options(body).await?;
-        let dry_run = self.dry_run(Some(&options))?;
+        let dry_run = self.check_delete_options(&options)?;
         let (labels, fields) = self.selectors()?;
         let page = self.read_page(&labels, &fields).await?;
         let mut deleted = Vec::new();

@@ -7,10 +7,12 @@ use std::collections::HashSet;
 use std::fmt;
 
 /// Paths (`spec.msg`, `spec.items[1].name`) of keys that appear twice in one JSON object.
-/// Malformed JSON yields no paths (decoding reports it).
+/// Malformed JSON yields no paths (decoding reports it). Called on bodies already checked to be
+/// at most [`crate::json::MAX_DEPTH`] deep, so serde's own depth limit is lifted.
 pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
     let mut found = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(body);
+    de.disable_recursion_limit();
     let _ = Walk { path: String::new(), found: &mut found }.deserialize(&mut de);
     found
 }

@@ -36,18 +36,30 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 #[derive(Clone)]
 pub struct ApiEngine {
     storage: Arc<dyn Storage>,
+    /// A watch without `timeoutSeconds` lasts between one and two times this
+    /// (`--min-request-timeout`).
+    min_request_timeout: std::time::Duration,
 }
 
 impl ApiEngine {
     /// An engine over the given storage.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         cel::warm_up();
-        ApiEngine { storage }
+        ApiEngine { storage, min_request_timeout: crate::limits::Limits::default().min_request_timeout }
+    }
+
+    /// Sets `--min-request-timeout`.
+    pub fn with_min_request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.min_request_timeout = timeout;
+        self
     }
 }
 
 impl generated::Engine for ApiEngine {
     async fn serve(&self, target: Target, request: Request) -> Response {
+        if let Some(response) = refuse_path(&target) {
+            return response;
+        }
         let (parts, body) = request.into_parts();
         let call = Call {
             engine: self.clone(),
@@ -70,6 +82,27 @@ impl generated::Engine for ApiEngine {
             None => response,
         }
     }
+}
+
+/// What kube-apiserver answers for names in the path that cannot be keys. The router decodes
+/// each path segment after splitting the path, so `a%2Fb` arrives as the name `a/b`; Go decodes
+/// the whole path first, so kube-apiserver sees the name `a` and a subresource `b` that does
+/// not exist: 404. Names its storage refuses to key (`.`, `..`, containing `%`) are 400.
+fn refuse_path(target: &Target) -> Option<Response> {
+    if target.namespace.as_deref().is_some_and(|ns| ns.contains('/')) {
+        return Some(crate::http::page_not_found());
+    }
+    let name = target.name.as_deref().filter(|_| !target.watch_path)?;
+    let resource = target.endpoint.resource();
+    if let Some((first, _)) = name.split_once('/') {
+        return Some(ApiError::not_found(&resource.group, &resource.names.plural, first).into_response());
+    }
+    let why = match name {
+        "." | ".." => format!("may not be '{name}'"),
+        _ if name.contains('%') => "may not contain '%'".to_string(),
+        _ => return None,
+    };
+    Some(ApiError::bad_request(format!("Name parameter invalid: {name:?}: {why}")).into_response())
 }
 
 /// The `Warning` kube-apiserver sends for every request to a deprecated version: the spec's
@@ -187,8 +220,7 @@ impl Call {
 
     /// The object as stored, plus its resourceVersion, as the served version.
     fn decode_stored(&self, kv: &storage::KeyValue) -> Result<Value, ApiError> {
-        let mut object: Value =
-            serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(format!("corrupt object at {}: {e}", kv.key)))?;
+        let mut object = crate::json::build(&kv.value).map_err(|e| ApiError::internal(format!("corrupt object at {}: {e}", kv.key)))?;
         object::set_resource_version(&mut object, kv.mod_revision);
         conversion::to_served(self.endpoint, &mut object).map_err(|e| ApiError::internal(format!("converting {}: {e}", kv.key)))?;
         Ok(object)
@@ -231,23 +263,34 @@ impl Call {
         Ok(respond(status, &body, negotiated.encoding, self.pretty()))
     }
 
-    /// Parses `dryRun`: only `All` is valid.
-    fn dry_run(&self, from_body: Option<&Value>) -> Result<bool, ApiError> {
+    /// Every `dryRun` value: the query's, then those of a DeleteOptions body.
+    fn dry_run_values(&self, from_body: Option<&Value>) -> Vec<String> {
         let mut values: Vec<String> = self.query.0.iter().filter(|(k, _)| k == "dryRun").map(|(_, v)| v.clone()).collect();
         if let Some(Value::Array(items)) = from_body.and_then(|b| b.get("dryRun")) {
             values.extend(items.iter().filter_map(|v| v.as_str().map(str::to_string)));
         }
-        for v in &values {
-            if v != "All" {
-                return Err(ApiError::bad_request(format!("Invalid dryRun value: {v:?}: supported values: \"All\"")));
-            }
+        values
+    }
+
+    /// Whether the request is a dry run; `dryRun` values other than `All` are kube's 422 about
+    /// the options kind `kind` (`UpdateOptions`, …).
+    fn dry_run(&self, kind: &'static str, from_body: Option<&Value>) -> Result<bool, ApiError> {
+        let values = self.dry_run_values(from_body);
+        match write::dry_run_error(&values) {
+            Some(error) => Err(crate::fieldmanager::options_invalid(kind, &[error])),
+            None => Ok(!values.is_empty()),
         }
-        Ok(!values.is_empty())
     }
 }
 
-/// Reads a request body up to [`MAX_BODY_BYTES`].
+/// Reads a request body up to [`MAX_BODY_BYTES`], as kube-apiserver does: a body that says
+/// it is larger (Content-Length) is refused before any of it is read, and one that turns out
+/// larger while streaming (chunked) is refused as soon as it passes the limit, so no more than
+/// the limit is ever buffered.
 pub(crate) async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
+    if axum::body::HttpBody::size_hint(&body).lower() > MAX_BODY_BYTES as u64 {
+        return Err(ApiError::too_large(MAX_BODY_BYTES));
+    }
     axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
         let too_large =
             std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) || e.to_string().contains("length limit");
@@ -259,30 +302,33 @@ pub(crate) async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
     })
 }
 
-/// Encoding of a request body from its Content-Type.
+/// Encoding of a request body from its Content-Type (none means JSON, as in kube-apiserver);
+/// `None` for a type we do not decode, or one that is not a media type at all.
 pub(crate) fn body_encoding(headers: &HeaderMap) -> Option<Encoding> {
-    match negotiate::content_type_essence(headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())).as_str() {
-        "" | "application/json" => Some(Encoding::Json),
+    let Some(header) = headers.get(http::header::CONTENT_TYPE) else { return Some(Encoding::Json) };
+    let header = header.to_str().ok()?;
+    if header.trim().is_empty() {
+        return Some(Encoding::Json);
+    }
+    match negotiate::content_type_essence(Some(header)).as_str() {
+        "application/json" => Some(Encoding::Json),
         "application/yaml" | "application/x-yaml" | "text/yaml" => Some(Encoding::Yaml),
         _ => None,
     }
 }
 
-/// Decodes a JSON or YAML body into a value; `what` names the expected kind in errors.
+/// Decodes a JSON or YAML request body into a value, as kube-apiserver's decoders accept it
+/// (JSON nested at most [`crate::json::MAX_DEPTH`] deep); `what` names the expected kind in
+/// errors, which kube-apiserver words as here.
 pub(crate) fn decode_body(bytes: &[u8], encoding: Encoding, what: &str) -> Result<Value, ApiError> {
-    let parsed: Result<Value, String> = match encoding {
-        Encoding::Json => {
-            serde_json::from_slice(bytes).map_err(|e| if e.is_eof() { "unexpected end of JSON input".to_string() } else { e.to_string() })
-        }
-        Encoding::Yaml => serde_yaml_ng::from_slice(bytes).map_err(|e| e.to_string()),
+    let unrecognized = |why: String| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {what}): {why} ({})",
+            crate::json::summarize(bytes)
+        ))
     };
-    match parsed {
-        Ok(v) => Ok(v),
-        Err(e) => {
-            let text = String::from_utf8_lossy(bytes);
-            let shown: String = text.chars().take(256).collect();
-            let kind = if matches!(encoding, Encoding::Json) { "json" } else { "yaml" };
-            Err(ApiError::bad_request(format!("the object provided is unrecognized (must be of type {what}): couldn't get version/kind; {kind} parse error: {e} ({shown})")))
-        }
+    match encoding {
+        Encoding::Json => crate::json::parse(bytes).map_err(|e| unrecognized(format!("couldn't get version/kind; json parse error: {e}"))),
+        Encoding::Yaml => crate::http::yaml::parse(bytes).map_err(|e| unrecognized(format!("error converting YAML to JSON: yaml: {e}"))),
     }
 }

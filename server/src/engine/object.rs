@@ -39,6 +39,104 @@ pub fn meta_str<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
     object.get("metadata")?.get(field)?.as_str()
 }
 
+/// How Go's `encoding/json` names the kind of a JSON value in type errors.
+pub fn go_json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Object(_) => "object",
+        Value::Array(_) => "array",
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Bool(_) => "bool",
+        Value::Null => "null",
+    }
+}
+
+/// Why `metadata` would not decode into kube's `ObjectMeta`, in Go's words: a field of the
+/// wrong JSON type (`null` is fine anywhere, as for Go). Unknown fields are not errors here;
+/// pruning reports them.
+pub fn object_meta_type_error(object: &Value) -> Option<String> {
+    let meta = match object.get("metadata") {
+        None | Some(Value::Null) => return None,
+        Some(Value::Object(meta)) => meta,
+        Some(other) => return Some(format!("json: cannot unmarshal {} into Go value of type v1.ObjectMeta", go_json_kind(other))),
+    };
+    let wrong = |value: &Value, field: &str, go_type: &str| {
+        Some(format!("json: cannot unmarshal {} into Go struct field ObjectMeta.{field} of type {go_type}", go_json_kind(value)))
+    };
+    for (field, value) in meta {
+        if value.is_null() {
+            continue;
+        }
+        match field.as_str() {
+            "name" | "generateName" | "namespace" | "selfLink" | "uid" | "resourceVersion" | "creationTimestamp" | "deletionTimestamp" => {
+                if !value.is_string() {
+                    return wrong(value, field, "string");
+                }
+            }
+            "generation" | "deletionGracePeriodSeconds" => match value {
+                Value::Number(n) if n.is_i64() => {}
+                // Go shows a number that does not fit the integer (1.5, 1e30).
+                Value::Number(n) => {
+                    return Some(format!("json: cannot unmarshal number {n} into Go struct field ObjectMeta.{field} of type int64"))
+                }
+                other => return wrong(other, field, "int64"),
+            },
+            "labels" | "annotations" => match value {
+                Value::Object(map) => {
+                    if let Some(v) = map.values().find(|v| !v.is_string() && !v.is_null()) {
+                        return Some(format!(
+                            "json: cannot unmarshal {} into Go struct field ObjectMeta.{field} of type string",
+                            go_json_kind(v)
+                        ));
+                    }
+                }
+                other => {
+                    return Some(format!(
+                        "json: cannot unmarshal {} into Go struct field ObjectMeta.{field} of type map[string]string",
+                        go_json_kind(other)
+                    ))
+                }
+            },
+            "finalizers" => match value {
+                Value::Array(items) => {
+                    if let Some(v) = items.iter().find(|v| !v.is_string() && !v.is_null()) {
+                        return Some(format!(
+                            "json: cannot unmarshal {} into Go struct field ObjectMeta.{field} of type string",
+                            go_json_kind(v)
+                        ));
+                    }
+                }
+                other => {
+                    return Some(format!(
+                        "json: cannot unmarshal {} into Go struct field ObjectMeta.{field} of type []string",
+                        go_json_kind(other)
+                    ))
+                }
+            },
+            "ownerReferences" | "managedFields" => match value {
+                Value::Array(items) => {
+                    let go_type = if field == "ownerReferences" { "v1.OwnerReference" } else { "v1.ManagedFieldsEntry" };
+                    if let Some(v) = items.iter().find(|v| !v.is_object() && !v.is_null()) {
+                        return Some(format!(
+                            "json: cannot unmarshal {} into Go struct field ObjectMeta.{field} of type {go_type}",
+                            go_json_kind(v)
+                        ));
+                    }
+                }
+                other => {
+                    let go_type = if field == "ownerReferences" { "[]v1.OwnerReference" } else { "[]v1.ManagedFieldsEntry" };
+                    return Some(format!(
+                        "json: cannot unmarshal {} into Go struct field ObjectMeta.{field} of type {go_type}",
+                        go_json_kind(other)
+                    ));
+                }
+            },
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Sorts every object's keys, recursively: kube-apiserver writes custom resources with sorted
 /// keys, and storing them that way lets reads send stored bytes as they are.
 pub fn canonicalize(value: &mut Value) {

@@ -6,7 +6,7 @@ use super::stored_json;
 use super::table::{self, IncludeObject};
 use super::Call;
 use crate::http::negotiate::{Encoding, Negotiated, Shape};
-use crate::http::{bytes_response, respond, ApiError};
+use crate::http::{bytes_response, respond, ApiError, FieldError, FieldErrorKind};
 use crate::storage::{KeyValue, ListOptions, Revision};
 use axum::response::Response;
 use base64::Engine as _;
@@ -157,19 +157,18 @@ impl Call {
     /// `resourceVersionMatch`.
     pub(super) async fn read_page(&self, labels: &LabelSelector, fields: &FieldSelector) -> Result<Page, ApiError> {
         let prefix = list_prefix(self.group(), self.plural(), self.namespace());
-        let limit = match self.query.get("limit") {
-            None | Some("") => None,
-            Some(l) => match l.parse::<i64>() {
-                Ok(n) if n >= 0 => Some(n as usize).filter(|n| *n > 0),
-                _ => return Err(ApiError::bad_request(format!("limit: Invalid value: {l:?}: must be a non-negative integer"))),
-            },
-        };
+        // kube-apiserver has no upper bound for `limit` (it pages), and a negative or zero
+        // limit means none.
+        let limit = self.query.int("limit")?.filter(|l| *l > 0).map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+        self.query.int("timeoutSeconds")?;
         let rv_param = self.query.get("resourceVersion").filter(|s| !s.is_empty());
         let rv_match = self.query.get("resourceVersionMatch").filter(|s| !s.is_empty());
+        let token = self.query.get("continue").filter(|s| !s.is_empty());
+        self.check_list_options(rv_param, rv_match, token.is_some())?;
         let mut revision: Option<Revision> = None;
         let mut after: Option<String> = None;
-        if let Some(token) = self.query.get("continue").filter(|s| !s.is_empty()) {
-            if rv_param.is_some_and(|rv| rv != "0") || rv_match.is_some() {
+        if let Some(token) = token {
+            if rv_param.is_some_and(|rv| rv != "0") {
                 return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
             }
             let token = ContinueToken::decode(token).map_err(ApiError::bad_request)?;
@@ -180,25 +179,8 @@ impl Call {
                 None => None,
                 Some(rv) => Some(rv.parse::<Revision>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))?),
             };
-            match (rv_match, parsed) {
-                (None, _) => {}
-                (Some("Exact"), Some(rv)) if rv > 0 => revision = Some(rv),
-                (Some("Exact"), _) => {
-                    return Err(ApiError::bad_request(
-                        "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
-                    ))
-                }
-                (Some("NotOlderThan"), Some(_)) => {}
-                (Some("NotOlderThan"), None) => {
-                    return Err(ApiError::bad_request(
-                        "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
-                    ))
-                }
-                (Some(other), _) => {
-                    return Err(ApiError::bad_request(format!(
-                        "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
-                    )))
-                }
+            if let (Some("Exact"), Some(rv)) = (rv_match, parsed) {
+                revision = Some(rv);
             }
             if let (Some(rv), None) = (parsed, revision) {
                 let current = self.storage().current_revision().await.map_err(|e| self.storage_error(e, ""))?;
@@ -252,6 +234,58 @@ impl Call {
         });
         let remaining = (continue_token.is_some() && !filtering).then_some(remaining);
         Ok(Page { items, meta: ListMeta { revision, continue_token, remaining } })
+    }
+
+    /// kube-apiserver's `ValidateListOptions`: one 422 `ListOptions.meta.k8s.io "" is invalid`
+    /// for every misuse of `resourceVersionMatch` and `sendInitialEvents` in a list.
+    fn check_list_options(&self, rv: Option<&str>, rv_match: Option<&str>, continuing: bool) -> Result<(), ApiError> {
+        let mut errors = Vec::new();
+        if let Some(m) = rv_match {
+            if rv.is_none() {
+                errors.push(FieldError::new(
+                    FieldErrorKind::Forbidden,
+                    "resourceVersionMatch",
+                    None,
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+            if continuing {
+                errors.push(FieldError::new(
+                    FieldErrorKind::Forbidden,
+                    "resourceVersionMatch",
+                    None,
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            }
+            if m != "Exact" && m != "NotOlderThan" {
+                errors.push(FieldError::new(
+                    FieldErrorKind::NotSupported,
+                    "resourceVersionMatch",
+                    Some(format!("{m:?}")),
+                    "supported values: \"Exact\", \"NotOlderThan\", \"\"",
+                ));
+            }
+            if m == "Exact" && rv == Some("0") {
+                errors.push(FieldError::new(
+                    FieldErrorKind::Forbidden,
+                    "resourceVersionMatch",
+                    None,
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
+        }
+        if self.query.get("sendInitialEvents").is_some() {
+            errors.push(FieldError::new(
+                FieldErrorKind::Forbidden,
+                "sendInitialEvents",
+                None,
+                "sendInitialEvents is allowed for watch only",
+            ));
+        }
+        match errors.is_empty() {
+            true => Ok(()),
+            false => Err(crate::fieldmanager::options_invalid("ListOptions", &errors)),
+        }
     }
 
     pub(super) async fn list(&self) -> Result<Response, ApiError> {

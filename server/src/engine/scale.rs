@@ -68,8 +68,10 @@ impl Call {
             let object = self.decode_stored(&current)?;
             return Ok(respond(StatusCode::OK, &to_scale(&object, &scale), negotiated.encoding, self.pretty()));
         }
-        let dry_run = self.dry_run(None)?;
-        let validation = FieldValidation::parse(self.query.get("fieldValidation"))?;
+        let options = if self.method == Method::PATCH { "PatchOptions" } else { "UpdateOptions" };
+        let dry_run = self.dry_run(options, None)?;
+        let validation =
+            FieldValidation::parse(self.query.get("fieldValidation")).map_err(|e| crate::fieldmanager::options_invalid(options, &[e]))?;
         let bytes = read_body(body).await?;
         let patch_doc = if self.method == Method::PATCH {
             let content_type = self.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());

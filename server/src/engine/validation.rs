@@ -359,6 +359,18 @@ fn uniqueness(list: &[Value], list_type: Option<ListType>, keys: &[String], path
 /// kube's message for names that are not RFC 1123 subdomains.
 const SUBDOMAIN_MESSAGE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 
+/// An RFC 1123 label, as namespace names must be: at most 63 lower-case alphanumerics and `-`,
+/// starting and ending with an alphanumeric.
+pub fn is_dns_label(s: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && alnum(bytes[0])
+        && alnum(bytes[bytes.len() - 1])
+        && bytes.iter().all(|&b| alnum(b) || b == b'-')
+}
+
 /// Whether `s` is an RFC 1123 subdomain of at most 253 characters.
 pub fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty()

@@ -18,8 +18,6 @@ use tokio::sync::mpsc;
 
 /// How often a watcher that allows bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(10);
-/// The longest watch a client may ask for (one day); longer requests are refused.
-const MAX_WATCH_TIMEOUT_SECONDS: u64 = 86_400;
 /// Events buffered between the storage stream and a client connection.
 const CLIENT_BUFFER: usize = 1024;
 
@@ -42,11 +40,16 @@ impl Call {
         }
         let prefix = super::object::list_prefix(self.group(), self.plural(), self.namespace());
         let rv = self.query.get("resourceVersion").filter(|s| !s.is_empty());
-        let send_initial = match self.query.get("sendInitialEvents") {
-            Some("true") => true,
-            Some("false") | None => false,
-            Some(other) => return Err(ApiError::bad_request(format!("invalid sendInitialEvents value: {other:?}"))),
-        };
+        let send_initial = self.query.flag("sendInitialEvents");
+        if self.query.get("resourceVersionMatch").is_some_and(|m| !m.is_empty()) && self.query.get("sendInitialEvents").is_none() {
+            let error = crate::http::FieldError::new(
+                crate::http::FieldErrorKind::Forbidden,
+                "resourceVersionMatch",
+                None,
+                "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+            );
+            return Err(crate::fieldmanager::options_invalid("ListOptions", &[error]));
+        }
         let bookmarks = self.query.flag("allowWatchBookmarks");
         if send_initial && (self.query.get("resourceVersionMatch") != Some("NotOlderThan") || !bookmarks) {
             return Err(ApiError::new(
@@ -55,18 +58,14 @@ impl Call {
                 "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled or resourceVersionMatch=NotOlderThan and allowWatchBookmarks=true",
             ));
         }
-        // kube-apiserver spreads default watch lifetimes between 30 and 60 minutes.
-        let default_timeout = Duration::from_secs(1800 + rand::random::<u64>() % 1800);
-        let timeout = match self.query.get("timeoutSeconds") {
-            None | Some("") | Some("0") => default_timeout,
-            Some(t) => match t.parse::<u64>() {
-                Ok(n) if n <= MAX_WATCH_TIMEOUT_SECONDS => Duration::from_secs(n),
-                _ => {
-                    return Err(ApiError::bad_request(format!(
-                        "timeoutSeconds: Invalid value: {t:?}: must be a non-negative integer of at most {MAX_WATCH_TIMEOUT_SECONDS}"
-                    )))
-                }
-            },
+        // Without `timeoutSeconds`, kube-apiserver spreads watch lifetimes between one and two
+        // times --min-request-timeout; a negative one ends the watch at once. Watches are not
+        // bound by --request-timeout.
+        let min = self.engine.min_request_timeout;
+        let timeout = match self.query.int("timeoutSeconds")? {
+            None | Some(0) => min + min.mul_f64(rand::random::<f64>()),
+            Some(n) if n < 0 => Duration::ZERO,
+            Some(n) => Duration::from_secs(n.unsigned_abs()),
         };
 
         // Where the stream starts, and which objects are sent first as ADDED.

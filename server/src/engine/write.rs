@@ -26,16 +26,43 @@ pub(super) enum FieldValidation {
 }
 
 impl FieldValidation {
-    pub(super) fn parse(value: Option<&str>) -> Result<Self, ApiError> {
+    /// The directive of a `fieldValidation` value, or kube's field error for an unknown one.
+    pub(super) fn parse(value: Option<&str>) -> Result<Self, FieldError> {
         match value {
             None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
             Some("Ignore") => Ok(FieldValidation::Ignore),
             Some("Strict") => Ok(FieldValidation::Strict),
-            Some(other) => Err(ApiError::bad_request(format!(
-                "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
-            ))),
+            Some(other) => Err(FieldError::new(
+                FieldErrorKind::NotSupported,
+                "fieldValidation",
+                Some(format!("{other:?}")),
+                "supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"",
+            )),
         }
     }
+}
+
+/// A write's body, read but not decoded yet.
+struct RawBody {
+    encoding: crate::http::negotiate::Encoding,
+    bytes: bytes::Bytes,
+}
+
+/// A write's validated query options.
+#[derive(Debug, Clone, Copy)]
+struct Options {
+    dry_run: bool,
+    validation: FieldValidation,
+}
+
+/// kube's field error for `dryRun` values other than `All`, the value shown as Go shows a
+/// `[]string`.
+pub(super) fn dry_run_error(values: &[String]) -> Option<FieldError> {
+    if values.iter().all(|v| v == "All") {
+        return None;
+    }
+    let shown = format!("[]string{{{}}}", values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", "));
+    Some(FieldError::new(FieldErrorKind::NotSupported, "dryRun", Some(shown), "supported values: \"All\""))
 }
 
 /// The outcome of admission: the object to store, and warnings for the response.
@@ -63,19 +90,68 @@ impl Call {
         self.endpoint.version().subresources.status
     }
 
-    /// Decodes a create/update body and checks apiVersion and kind.
-    /// Also returns the warnings for duplicate JSON keys (under `fieldValidation=Warn`); under
-    /// `Strict` they fail the request.
-    async fn read_object(&self, body: Body, validation: FieldValidation) -> Result<(Value, Vec<String>), ApiError> {
-        let kind = self.kind();
+    /// Reads a create/update body: a Content-Type we decode (else 415), within the body limit
+    /// (else 413).
+    async fn read_raw(&self, body: Body) -> Result<RawBody, ApiError> {
         let encoding =
             body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
         let bytes = read_body(body).await?;
-        let object = decode_body(&bytes, encoding, kind)?;
+        Ok(RawBody { encoding, bytes })
+    }
+
+    /// Validates a write's query options as kube-apiserver's `Validate*Options` does —
+    /// `fieldManager` (and `force`), `dryRun`, `fieldValidation` — answering every problem in one
+    /// 422 `<Kind>.meta.k8s.io "" is invalid`.
+    fn write_options(&self, options: WriteOptions) -> Result<Options, ApiError> {
+        let mut errors = fieldmanager::option_errors(options, self.query.get("fieldManager"));
+        let dry_run = self.dry_run_values(None);
+        if let Some(error) = dry_run_error(&dry_run) {
+            errors.push(error);
+        }
+        let validation = FieldValidation::parse(self.query.get("fieldValidation")).unwrap_or_else(|error| {
+            errors.push(error);
+            FieldValidation::Warn
+        });
+        if !errors.is_empty() {
+            return Err(fieldmanager::options_invalid(options.kind(), &errors));
+        }
+        Ok(Options { dry_run: !dry_run.is_empty(), validation })
+    }
+
+    /// Decodes a create/update body and checks that it is an object of this endpoint's kind and
+    /// version, with metadata of the right types, as kube-apiserver's decoder does (400 with its
+    /// messages). Also returns the warnings for duplicate JSON keys (under
+    /// `fieldValidation=Warn`); under `Strict` they fail the request.
+    fn decode_object(&self, raw: &RawBody, validation: FieldValidation) -> Result<(Value, Vec<String>), ApiError> {
+        let kind = self.kind();
+        let bytes = &raw.bytes;
+        let object = decode_body(bytes, raw.encoding, kind)?;
+        let unrecognized = |why: String| {
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {kind}): {why} ({})",
+                crate::json::summarize(bytes)
+            ))
+        };
+        match &object {
+            Value::Object(map) if map.get("kind").and_then(Value::as_str).is_some_and(|k| !k.is_empty()) => {}
+            Value::Object(_) | Value::Null => return Err(unrecognized(format!("Object 'Kind' is missing in '{}'", String::from_utf8_lossy(bytes)))),
+            other => {
+                return Err(unrecognized(format!(
+                    "couldn't get version/kind; json parse error: json: cannot unmarshal {} into Go value of type struct {{ APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }}",
+                    json_kind(other)
+                )))
+            }
+        }
         let object = self.check_type(object)?;
-        let duplicates = match (encoding, validation) {
+        if let Some(why) = object::object_meta_type_error(&object) {
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version {:?} cannot be handled as a {kind}: {why}",
+                self.endpoint.version
+            )));
+        }
+        let duplicates = match (raw.encoding, validation) {
             (crate::http::negotiate::Encoding::Json, FieldValidation::Strict | FieldValidation::Warn) => {
-                super::duplicates::duplicate_fields(&bytes)
+                super::duplicates::duplicate_fields(bytes)
             }
             _ => Vec::new(),
         };
@@ -88,6 +164,38 @@ impl Call {
             )));
         }
         Ok((object, messages))
+    }
+
+    /// What kube-apiserver answers when the object a JSON, merge or strategic merge patch
+    /// produced cannot be decoded: 422, naming the field `patch` and showing the object.
+    fn undecodable_patch_result(&self, patched: &Value, why: &ApiError) -> ApiError {
+        let shown = serde_json::to_string(patched).unwrap_or_default();
+        let error = FieldError::new(FieldErrorKind::Invalid, "patch", Some(format!("{shown:?}")), why.message.clone());
+        let mut error = ApiError::invalid("", "", "", &[error]);
+        if let Some(details) = error.details.as_mut() {
+            details.name = None;
+            details.group = None;
+            details.kind = None;
+        }
+        error
+    }
+
+    /// A write may not change the object's uid. kube-apiserver reads a uid in a PUT body as a
+    /// precondition (409) and a uid changed by a patch as an immutable field (422).
+    fn check_uid(&self, object: &Value, current: &Value, put: bool) -> Result<(), ApiError> {
+        let (Some(uid), Some(current_uid)) = (meta_str(object, "uid").filter(|u| !u.is_empty()), meta_str(current, "uid")) else {
+            return Ok(());
+        };
+        if uid == current_uid {
+            return Ok(());
+        }
+        let name = self.name.as_deref().unwrap_or_default();
+        if put {
+            let why = format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {current_uid}");
+            return Err(ApiError::conflict(self.group(), self.plural(), name, &why));
+        }
+        let error = FieldError::new(FieldErrorKind::Invalid, "metadata.uid", Some(format!("{uid:?}")), "field is immutable");
+        Err(ApiError::invalid(self.group(), self.kind(), name, &[error]))
     }
 
     /// Checks that a decoded value is an object of this endpoint's kind and version.
@@ -122,6 +230,18 @@ impl Call {
             return Err(ApiError::invalid(self.group(), body_kind, name, &[error]));
         }
         Ok(object)
+    }
+
+    /// Nothing is created in a namespace whose name no namespace can have: kube-apiserver
+    /// answers that the namespace is not found (its namespace admission runs before the
+    /// object's validation). Whether a well-named namespace exists is not checked here.
+    fn check_namespace_can_exist(&self) -> Result<(), ApiError> {
+        let Some(ns) = self.namespace() else { return Ok(()) };
+        if super::validation::is_dns_label(ns) {
+            return Ok(());
+        }
+        let details = crate::http::Details { name: Some(ns.to_string()), kind: Some("namespaces".into()), ..Default::default() };
+        Err(ApiError::new(404, "NotFound", format!("namespaces {ns:?} not found")).with_details(details))
     }
 
     /// Makes the object's namespace agree with the path (filled in when empty).
@@ -181,11 +301,11 @@ impl Call {
     }
 
     pub(super) async fn create(&self, body: Body) -> Result<Response, ApiError> {
+        // kube-apiserver's order: output type, input type, body size, options, then the body.
         let negotiated = self.negotiated()?;
-        let dry_run = self.dry_run(None)?;
-        let validation = FieldValidation::parse(self.query.get("fieldValidation"))?;
-        fieldmanager::validate_options(WriteOptions::Create, self.query.get("fieldManager"))?;
-        let (object, duplicates) = self.read_object(body, validation).await?;
+        let raw = self.read_raw(body).await?;
+        let Options { dry_run, validation } = self.write_options(WriteOptions::Create)?;
+        let (object, duplicates) = self.decode_object(&raw, validation)?;
         let response = self.create_object(object, negotiated, dry_run, validation, Tracking::Update).await?;
         Ok(with_warnings(response, &duplicates))
     }
@@ -200,6 +320,7 @@ impl Call {
         tracking: Tracking,
     ) -> Result<Response, ApiError> {
         self.check_namespace(&mut object)?;
+        self.check_namespace_can_exist()?;
         let generate = {
             let meta = metadata_mut(&mut object);
             if meta.get("resourceVersion").and_then(Value::as_str).is_some_and(|rv| !rv.is_empty()) {
@@ -260,16 +381,18 @@ impl Call {
 
     pub(super) async fn update(&self, body: Body) -> Result<Response, ApiError> {
         let negotiated = self.negotiated()?;
-        let dry_run = self.dry_run(None)?;
-        let validation = FieldValidation::parse(self.query.get("fieldValidation"))?;
-        fieldmanager::validate_options(WriteOptions::Update, self.query.get("fieldManager"))?;
-        let (mut object, duplicates) = self.read_object(body, validation).await?;
+        let raw = self.read_raw(body).await?;
+        let Options { dry_run, validation } = self.write_options(WriteOptions::Update)?;
+        let (mut object, duplicates) = self.decode_object(&raw, validation)?;
         self.check_namespace(&mut object)?;
         self.check_name(&object)?;
         let precondition = meta_str(&object, "resourceVersion").filter(|rv| !rv.is_empty()).map(str::to_string);
         let mut tries = 0;
         loop {
             let current = self.current().await?;
+            if meta_str(&object, "uid").is_some() {
+                self.check_uid(&object, &self.decode_stored(&current)?, true)?;
+            }
             if let Some(rv) = &precondition {
                 if rv != &current.mod_revision.to_string() {
                     return Err(ApiError::stale(self.group(), self.plural(), self.name.as_deref().unwrap_or_default()));
@@ -290,17 +413,13 @@ impl Call {
     }
 
     pub(super) async fn patch(&self, body: Body) -> Result<Response, ApiError> {
-        let negotiated = self.negotiated()?;
-        let dry_run = self.dry_run(None)?;
-        let validation = FieldValidation::parse(self.query.get("fieldValidation"))?;
         let content_type = self.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let patch_type = PatchType::from_content_type(content_type).ok_or_else(|| ApiError::unsupported_media_type(PatchType::ACCEPTED))?;
+        let negotiated = self.negotiated()?;
         let bytes = read_body(body).await?;
         let apply = patch_type == PatchType::Apply;
-        fieldmanager::validate_options(
-            WriteOptions::Patch { apply, force_given: self.query.get("force").is_some() },
-            self.query.get("fieldManager"),
-        )?;
+        let Options { dry_run, validation } =
+            self.write_options(WriteOptions::Patch { apply, force_given: self.query.get("force").is_some() })?;
         let patch_doc = patch::parse(patch_type, &bytes)?;
         let schema = &self.endpoint.version().schema;
         let tracking = if apply { Tracking::Applied } else { Tracking::Update };
@@ -329,8 +448,18 @@ impl Call {
                 )?,
                 _ => patch::apply(patch_type, &current_object, &patch_doc, schema)?,
             };
-            let patched = self.check_type(patched)?;
-            let mut patched = patched;
+            // The patched object is decoded again by kube-apiserver; what does not decode is a
+            // 422 about the patch (an apply reports its own errors).
+            let mut patched = match self.check_type(patched.clone()) {
+                Ok(object) if apply => object,
+                Ok(object) => match object::object_meta_type_error(&object) {
+                    None => object,
+                    Some(why) => return Err(self.undecodable_patch_result(&patched, &ApiError::bad_request(why))),
+                },
+                Err(e) if apply => return Err(e),
+                Err(e) => return Err(self.undecodable_patch_result(&patched, &e)),
+            };
+            self.check_uid(&patched, &current_object, false)?;
             self.check_namespace(&mut patched)?;
             self.check_name(&patched)?;
             // A resourceVersion in the patch is a precondition (kubectl diff sends one).

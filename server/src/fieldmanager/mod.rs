@@ -317,14 +317,30 @@ pub enum WriteOptions {
     },
 }
 
+impl WriteOptions {
+    /// The options kind kube-apiserver names in errors (`CreateOptions`, …).
+    pub fn kind(self) -> &'static str {
+        match self {
+            WriteOptions::Create => "CreateOptions",
+            WriteOptions::Update => "UpdateOptions",
+            WriteOptions::Patch { .. } => "PatchOptions",
+        }
+    }
+}
+
 /// Validates `fieldManager` (and `force` for patches) as kube-apiserver does: required for
 /// apply, at most 128 bytes of printable characters; `force` only for apply.
 pub fn validate_options(options: WriteOptions, field_manager: Option<&str>) -> Result<(), ApiError> {
-    let kind = match options {
-        WriteOptions::Create => "CreateOptions",
-        WriteOptions::Update => "UpdateOptions",
-        WriteOptions::Patch { .. } => "PatchOptions",
-    };
+    let errors = option_errors(options, field_manager);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(options_invalid(options.kind(), &errors))
+}
+
+/// The field errors of [`validate_options`], in kube-apiserver's order, for a caller that adds
+/// its own (`dryRun`, `fieldValidation`) before answering.
+pub fn option_errors(options: WriteOptions, field_manager: Option<&str>) -> Vec<FieldError> {
     let manager = field_manager.unwrap_or("");
     let mut errors = Vec::new();
     match options {
@@ -352,14 +368,17 @@ pub fn validate_options(options: WriteOptions, field_manager: Option<&str>) -> R
             format!("invalid character U+{:04X} (at position {i})", c as u32),
         ));
     }
-    if errors.is_empty() {
-        return Ok(());
-    }
-    let mut error = ApiError::invalid("meta.k8s.io", kind, "", &errors);
+    errors
+}
+
+/// kube-apiserver's 422 for invalid request options: `<Kind>.meta.k8s.io "" is invalid: …`,
+/// without a name in the details.
+pub fn options_invalid(kind: &'static str, errors: &[FieldError]) -> ApiError {
+    let mut error = ApiError::invalid("meta.k8s.io", kind, "", errors);
     if let Some(details) = error.details.as_mut() {
         details.name = None;
     }
-    Err(error)
+    error
 }
 
 /// Decodes an apply body: YAML, of which JSON is a subset. It must be an object.
@@ -367,7 +386,7 @@ pub fn parse_apply_body(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    let value: Value = serde_yaml_ng::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    let value = crate::http::yaml::parse(bytes).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
     match value {
         Value::Object(_) => Ok(value),
         Value::Null => Ok(Value::Object(Map::new())),

@@ -31,10 +31,32 @@ impl Query {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
-    /// A boolean parameter as kube reads it (`true`, `1`; absent = false).
+    /// A boolean parameter as kube-apiserver's query decoding reads it: absent, `0` and `false`
+    /// (any case) are false; anything else, the empty value included, is true.
     pub fn flag(&self, name: &str) -> bool {
-        matches!(self.get(name), Some("true" | "1" | "True" | "TRUE"))
+        self.get(name).is_some_and(query_bool)
     }
+
+    /// An integer parameter as kube-apiserver's query decoding reads it (Go's
+    /// `strconv.ParseInt`): `None` when absent or empty, 400 with Go's message when it is not an
+    /// int64.
+    pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(name) {
+            None | Some("") => Ok(None),
+            Some(text) => text.parse::<i64>().map(Some).map_err(|_| {
+                let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+                let why =
+                    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) { "value out of range" } else { "invalid syntax" };
+                ApiError::bad_request(format!("strconv.ParseInt: parsing {text:?}: {why}"))
+            }),
+        }
+    }
+}
+
+/// A boolean query value as kube-apiserver converts it: false only for `0` and `false` (any
+/// case).
+pub fn query_bool(value: &str) -> bool {
+    !(value == "0" || value.eq_ignore_ascii_case("false"))
 }
 
 fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
@@ -113,11 +135,32 @@ pub fn bytes_response(status: StatusCode, body: Vec<u8>, content_type: &str) -> 
 /// The `404 page not found` plain-text answer for paths no route serves, as kube-apiserver's
 /// mux gives.
 pub async fn not_found_fallback() -> Response {
+    page_not_found()
+}
+
+/// The plain-text `404 page not found`.
+pub fn page_not_found() -> Response {
     let mut response = (StatusCode::NOT_FOUND, "404 page not found\n").into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     response
+}
+
+/// The answer for paths no route serves: kube-apiserver's handler of a custom resource answers
+/// every path below it, so an object's subresource that is not served (`/foos/x/bogus`) is a
+/// `NotFound` Status about the object; anything else is the plain `404 page not found`.
+pub async fn fallback(request: axum::extract::Request) -> Response {
+    let uri = request.uri();
+    let Ok(info) = crate::auth::RequestInfo::parse(request.method(), uri.path(), uri.query()) else { return page_not_found() };
+    let served = generated::ENDPOINTS.iter().any(|e| {
+        let resource = e.resource();
+        resource.group == info.api_group && e.version == info.api_version && resource.names.plural == info.resource
+    });
+    if info.is_resource_request && served && !info.name.is_empty() && !info.subresource.is_empty() {
+        return ApiError::not_found(&info.api_group, &info.resource, &info.name).into_response();
+    }
+    page_not_found()
 }
 
 #[cfg(test)]
@@ -130,10 +173,26 @@ mod tests {
         assert_eq!(q.get("fieldSelector"), Some("metadata.name=foo"));
         assert_eq!(q.get("labelSelector"), Some("a in (b,c)"));
         assert!(q.flag("watch"));
+        for (value, want) in [("true", true), ("1", true), ("", true), ("bogus", true), ("0", false), ("f", true), ("fALSE", false)] {
+            assert_eq!(query_bool(value), want, "{value:?}");
+        }
+        let numbers = Query::parse(Some("limit=abc&big=99999999999999999999&ok=-5&empty="));
+        assert_eq!(numbers.int("limit").unwrap_err().message, "strconv.ParseInt: parsing \"abc\": invalid syntax");
+        assert_eq!(numbers.int("big").unwrap_err().message, "strconv.ParseInt: parsing \"99999999999999999999\": value out of range");
+        assert_eq!((numbers.int("ok").unwrap(), numbers.int("empty").unwrap(), numbers.int("absent").unwrap()), (Some(-5), None, None));
         assert_eq!(q.get("bad"), Some("%zz"));
         assert_eq!(percent_decode("%"), "%");
         assert_eq!(percent_decode("a%2"), "a%2");
     }
+}
+
+/// kube-apiserver's outermost filter: every answer that does not say otherwise is
+/// `Cache-Control: no-cache, private` — the plain 404, the 429 and the 504 of the limits too.
+pub async fn cache_control(mut response: Response) -> Response {
+    if !response.headers().contains_key(header::CACHE_CONTROL) {
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE));
+    }
+    response
 }
 
 /// Logs each request's method, path, status and latency at debug level.

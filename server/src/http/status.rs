@@ -147,9 +147,14 @@ impl ApiError {
         Self::new(410, "Expired", message)
     }
 
-    /// 413 RequestEntityTooLarge.
+    /// 413 RequestEntityTooLarge for a body over `limit` bytes.
     pub fn too_large(limit: usize) -> Self {
-        Self::new(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {limit}"))
+        Self::too_large_because(format!("limit is {limit}"))
+    }
+
+    /// 413 RequestEntityTooLarge: `Request entity too large: <why>`.
+    pub fn too_large_because(why: impl std::fmt::Display) -> Self {
+        Self::new(413, "RequestEntityTooLarge", format!("Request entity too large: {why}"))
     }
 
     /// 500 InternalError; the cause is logged, not sent.

@@ -1,10 +1,128 @@
-//! YAML output in the style kube-apiserver writes it (Go's yaml.v2 through sigs.k8s.io/yaml):
-//! two-space indentation, sequences not indented under their key, keys in the object's order,
-//! strings that would read back as another type double-quoted, multi-line strings as literal
-//! blocks.
+//! YAML request bodies, and YAML output in the style kube-apiserver writes it (Go's yaml.v2
+//! through sigs.k8s.io/yaml): two-space indentation, sequences not indented under their key,
+//! keys in the object's order, strings that would read back as another type double-quoted,
+//! multi-line strings as literal blocks.
 
 use serde_json::Value;
 use std::fmt::Write;
+
+/// The deepest nesting the YAML reader (serde_yaml_ng) accepts.
+pub const MAX_YAML_DEPTH: usize = 128;
+
+/// Reads a YAML request body. A document that is JSON (kube's YAML decoder reads JSON too) is
+/// read as JSON, with JSON's depth limit ([`crate::json::MAX_DEPTH`]) rather than the 128 levels
+/// the YAML reader allows.
+///
+/// Flow collections (`[`, `{`) nested deeper than the reader accepts are refused before
+/// reading: the reader (a port of libyaml) takes time proportional to the nesting for every
+/// token, so 100,000 brackets would otherwise cost minutes.
+pub fn parse(bytes: &[u8]) -> Result<Value, String> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        match crate::json::parse(bytes) {
+            Ok(value) => return Ok(value),
+            Err(e) if e.to_string().ends_with("exceeded max depth") => {
+                return Err(format!("exceeded max depth of {}", crate::json::MAX_DEPTH))
+            }
+            Err(_) => {}
+        }
+    }
+    if flow_depth(bytes) > MAX_YAML_DEPTH {
+        return Err(format!("exceeded max depth of {MAX_YAML_DEPTH}"));
+    }
+    serde_yaml_ng::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+/// How deep the flow collections of a YAML document nest, found without parsing it. Brackets
+/// inside quoted scalars, comments and block scalars (`|`, `>`) do not count, nor do those
+/// inside plain scalars (`a[b`): a bracket opens a collection only where a value can start.
+/// Overcounting is possible only for unusual plain scalars; it would refuse a document the
+/// reader could read, never accept one it could not.
+fn flow_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut i = 0;
+    let n = bytes.len();
+    // The byte before the current one that is not a space, or b'\n' at the start of a line.
+    let mut previous = b'\n';
+    // While skipping the lines of a block scalar: the indentation of its header line.
+    let mut block_scalar: Option<usize> = None;
+    let mut line_indent = 0usize;
+    let mut at_line_start = true;
+    while i < n {
+        let c = bytes[i];
+        if at_line_start {
+            let start = i;
+            while i < n && bytes[i] == b' ' {
+                i += 1;
+            }
+            line_indent = i - start;
+            at_line_start = false;
+            if let Some(header) = block_scalar {
+                let blank = i >= n || bytes[i] == b'\n' || bytes[i] == b'\r';
+                if blank || line_indent > header {
+                    // Still inside the block scalar: skip the line.
+                    while i < n && bytes[i] != b'\n' {
+                        i += 1;
+                    }
+                    continue;
+                }
+                block_scalar = None;
+            }
+            previous = b'\n';
+            continue;
+        }
+        let value_start = matches!(previous, b'\n' | b'[' | b'{' | b',' | b':' | b'-' | b'?') || bytes[i.saturating_sub(1)] == b' ';
+        match c {
+            b'\n' => {
+                at_line_start = true;
+                i += 1;
+                continue;
+            }
+            b'#' if i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n') => {
+                while i < n && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' | b'\'' if value_start => {
+                let quote = c;
+                i += 1;
+                while i < n {
+                    match bytes[i] {
+                        b'\\' if quote == b'"' => i += 2,
+                        b'\'' if quote == b'\'' && bytes.get(i + 1) == Some(&b'\'') => i += 2,
+                        q if q == quote => break,
+                        _ => i += 1,
+                    }
+                }
+            }
+            b'[' | b'{' if value_start => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'|' | b'>' if value_start && depth == 0 => {
+                // A block scalar header: `|`, `>-`, `|2+`, maybe a comment after it.
+                let mut j = i + 1;
+                while j < n && matches!(bytes[j], b'-' | b'+' | b'0'..=b'9') {
+                    j += 1;
+                }
+                while j < n && matches!(bytes[j], b' ' | b'\t') {
+                    j += 1;
+                }
+                if j >= n || matches!(bytes[j], b'\n' | b'\r' | b'#') {
+                    block_scalar = Some(line_indent);
+                }
+            }
+            _ => {}
+        }
+        if c != b' ' && c != b'\t' {
+            // A bracket inside a plain scalar opened nothing; nor does the next one.
+            previous = if matches!(c, b'[' | b'{') && !value_start { b'a' } else { c };
+        }
+        i += 1;
+    }
+    deepest
+}
 
 /// Encodes a JSON value as YAML.
 pub fn to_yaml(value: &Value) -> String {
@@ -190,6 +308,17 @@ fn plain_allowed(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flow_depth_ignores_brackets_that_open_nothing() {
+        assert_eq!(flow_depth(b"a: [[1], {b: [2]}]\n"), 3);
+        assert_eq!(flow_depth(b"a: '[[[['\nb: \"{{{{\"\nc: a[[[b\n# [[[[\n"), 0);
+        assert_eq!(flow_depth(b"a: |\n  [[[[\n  {{{{\nb: [1]\n"), 1);
+        assert_eq!(flow_depth(b"- [\n  [\n   []]]\n"), 3);
+        let deep = format!("a: {}", "[".repeat(100_000));
+        assert_eq!(flow_depth(deep.as_bytes()), 100_000);
+        assert_eq!(parse(deep.as_bytes()).unwrap_err(), "exceeded max depth of 128");
+    }
     use serde_json::json;
 
     #[test]

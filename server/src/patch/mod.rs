@@ -44,13 +44,24 @@ impl PatchType {
     }
 }
 
+/// The most operations one JSON patch may have, as in kube-apiserver; more is a 413.
+pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+
+/// How much a JSON patch's `copy` operations may add to the object, in bytes (kube-apiserver's
+/// `--json-patch-max-copy-bytes` default, the same as the body limit): each copy can double the
+/// object, so a short patch could otherwise ask for terabytes.
+pub const MAX_JSON_PATCH_COPY_BYTES: usize = crate::engine::MAX_BODY_BYTES;
+
 /// A parsed patch body.
 #[derive(Debug, Clone)]
 pub enum PatchDocument {
-    /// RFC 6902 operations.
-    Json(json_patch::Patch),
+    /// RFC 6902 operations, as objects: like kube-apiserver, we check each operation only when
+    /// applying it, so a bad one is a 422 about the object, after a 404 for a missing object.
+    Json(Vec<serde_json::Map<String, Value>>),
     /// A merge or strategic merge patch object.
     Object(Value),
+    /// A merge patch that is not an object: it replaces the whole object (and fails to decode).
+    Replacement(Value),
 }
 
 /// Parses a patch body; malformed bodies are 400 BadRequest.
@@ -59,22 +70,90 @@ pub fn parse(patch_type: PatchType, body: &[u8]) -> Result<PatchDocument, ApiErr
         // YAML (JSON is YAML too); merged with the live object by the field manager.
         PatchType::Apply => crate::fieldmanager::parse_apply_body(body).map(PatchDocument::Object),
         PatchType::Json => {
-            let value: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            let ops: json_patch::Patch =
-                serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            let value = crate::json::parse(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            // Go's message for what does not decode into a list of operations.
+            let not_ops =
+                |kind: &str, into: &str| ApiError::bad_request(format!("json: cannot unmarshal {kind} into Go value of type {into}"));
+            let Value::Array(items) = value else { return Err(not_ops(kind_of(&value), "jsonpatch.Patch")) };
+            let mut ops = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Value::Object(op) => ops.push(op),
+                    // A null operation decodes to an empty one, which fails when applied.
+                    Value::Null => ops.push(serde_json::Map::new()),
+                    other => return Err(not_ops(kind_of(&other), "jsonpatch.Operation")),
+                }
+            }
             Ok(PatchDocument::Json(ops))
         }
-        PatchType::Merge | PatchType::Strategic => {
-            let value: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        PatchType::Merge => match crate::json::parse(body) {
+            Ok(value @ Value::Object(_)) => Ok(PatchDocument::Object(value)),
+            Ok(value @ Value::Array(_)) => Ok(PatchDocument::Replacement(value)),
+            // kube's merge patch library refuses other documents as a bad patch.
+            Ok(_) | Err(_) => Err(ApiError::bad_request("Invalid JSON Patch")),
+        },
+        PatchType::Strategic => {
+            let value = crate::json::parse(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
             if !value.is_object() {
                 return Err(ApiError::bad_request(format!(
-                    "error decoding patch: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+                    "json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
                     kind_of(&value)
                 )));
             }
             Ok(PatchDocument::Object(value))
         }
     }
+}
+
+/// kube-apiserver's answer to every JSON patch that does not apply: 422 without details.
+fn json_patch_failed(why: impl std::fmt::Display) -> ApiError {
+    tracing::debug!(error = %why, "json patch failed");
+    ApiError::new(422, "Invalid", "the server rejected our request due to an error in our request").with_details(Default::default())
+}
+
+/// Applies RFC 6902 operations one at a time, with kube-apiserver's bounds: at most
+/// [`MAX_JSON_PATCH_OPERATIONS`] operations (413), and `copy` operations adding at most
+/// [`MAX_JSON_PATCH_COPY_BYTES`] (422), counted before each copy is made.
+fn apply_json_patch(current: &Value, ops: &[serde_json::Map<String, Value>]) -> Result<Value, ApiError> {
+    if ops.len() > MAX_JSON_PATCH_OPERATIONS {
+        return Err(ApiError::too_large_because(format!(
+            "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {}",
+            ops.len()
+        )));
+    }
+    let mut doc = current.clone();
+    let mut copied = 0usize;
+    for op in ops {
+        let op: json_patch::PatchOperation = serde_json::from_value(Value::Object(op.clone())).map_err(json_patch_failed)?;
+        if let json_patch::PatchOperation::Copy(copy) = &op {
+            let size = doc.pointer(copy.from.as_str()).map(encoded_len).unwrap_or(0);
+            copied = copied.saturating_add(size);
+            if copied > MAX_JSON_PATCH_COPY_BYTES {
+                return Err(json_patch_failed(format!(
+                    "Unable to copy, the accumulated size increase of copy is {copied}, exceeding the limit {MAX_JSON_PATCH_COPY_BYTES}"
+                )));
+            }
+        }
+        json_patch::patch_unsafe(&mut doc, std::slice::from_ref(&op)).map_err(json_patch_failed)?;
+    }
+    Ok(doc)
+}
+
+/// The length of a value's compact JSON, without building it.
+fn encoded_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -91,21 +170,13 @@ fn kind_of(v: &Value) -> &'static str {
 /// Applies a patch to the current object.
 pub fn apply(patch_type: PatchType, current: &Value, patch: &PatchDocument, schema: &Schema) -> Result<Value, ApiError> {
     match (patch_type, patch) {
-        (PatchType::Json, PatchDocument::Json(ops)) => {
-            let mut doc = current.clone();
-            json_patch::patch(&mut doc, ops).map_err(|e| {
-                tracing::debug!(error = %e, "json patch failed");
-                // kube-apiserver reports every JSON patch failure this way, without details.
-                ApiError::new(422, "Invalid", "the server rejected our request due to an error in our request")
-                    .with_details(Default::default())
-            })?;
-            Ok(doc)
-        }
+        (PatchType::Json, PatchDocument::Json(ops)) => apply_json_patch(current, ops),
         (PatchType::Merge, PatchDocument::Object(p)) => {
             let mut doc = current.clone();
             json_patch::merge(&mut doc, p);
             Ok(doc)
         }
+        (PatchType::Merge, PatchDocument::Replacement(p)) => Ok(p.clone()),
         (PatchType::Strategic, PatchDocument::Object(p)) => {
             strategic::strategic_merge(current, p, Some(schema)).map_err(|e| ApiError::bad_request(e.message))
         }
