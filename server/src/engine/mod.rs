@@ -7,6 +7,7 @@
 pub mod cel;
 mod delete;
 mod duplicates;
+pub mod namespaces;
 pub mod object;
 mod read;
 mod scale;
@@ -34,13 +35,22 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 #[derive(Clone)]
 pub struct ApiEngine {
     storage: Arc<dyn Storage>,
+    /// Asked before writes into a namespace (aggregated mode); `None`: any namespace will do.
+    namespaces: Option<Arc<dyn namespaces::NamespaceAdmission>>,
 }
 
 impl ApiEngine {
     /// An engine over the given storage.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         cel::warm_up();
-        ApiEngine { storage }
+        ApiEngine { storage, namespaces: None }
+    }
+
+    /// Creates and updates of namespaced objects first ask `admission` about their namespace,
+    /// as kube-apiserver's NamespaceLifecycle admission plugin does.
+    pub fn with_namespace_admission(mut self, admission: Arc<dyn namespaces::NamespaceAdmission>) -> Self {
+        self.namespaces = Some(admission);
+        self
     }
 }
 
