@@ -4,7 +4,7 @@
 //! routes, and this crate supplies what every resource needs — HTTP plumbing ([`http`]), the
 //! generic registry ([`engine`]), patch engines ([`patch`]), storage backends ([`storage`]),
 //! TLS ([`tls`]), authentication and authorization ([`auth`]), the cluster it is aggregated
-//! into ([`cluster`]).
+//! into ([`cluster`]) and its deploy manifests ([`manifests`]).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -18,6 +18,7 @@ pub mod duration;
 pub mod engine;
 pub mod fieldmanager;
 pub mod http;
+pub mod manifests;
 pub mod patch;
 pub mod storage;
 pub mod serve;

@@ -20,8 +20,10 @@ enum StorageKind {
 
 /// A Kubernetes API server for the resources declared in spec/.
 #[derive(Debug, Parser)]
-#[command(name = "apiserver", version, about, long_about = None)]
+#[command(name = "apiserver", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Flags {
+    #[command(subcommand)]
+    command: Option<Subcommand>,
     /// The IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     bind_address: std::net::IpAddr,
@@ -69,6 +71,38 @@ struct Flags {
     aggregation: AggregationFlags,
     #[command(flatten)]
     auth: AuthFlags,
+}
+
+/// What else the binary does besides serving.
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Print (or write) the manifests that deploy this API into a cluster behind
+    /// kube-apiserver's aggregator: Namespace, ServiceAccount and RBAC, the serving Secret,
+    /// Deployment, Service, and one APIService per group-version with the CA as caBundle.
+    Manifests(ManifestsFlags),
+}
+
+/// `apiserver manifests`.
+#[derive(Debug, Args)]
+struct ManifestsFlags {
+    /// The namespace to run in.
+    #[arg(long, default_value = "specapi-system")]
+    namespace: String,
+    /// The name of the ServiceAccount, Deployment, Service and Secret.
+    #[arg(long, default_value = "specapi-apiserver")]
+    name: String,
+    /// The server's container image (built with the Containerfile).
+    #[arg(long, default_value = "localhost/specapi-apiserver:latest")]
+    image: String,
+    /// Directory of the CA and the serving certificate for <name>.<namespace>.svc: created
+    /// when missing, reused after, so the APIServices' caBundle stays the same. Keep it: its CA
+    /// key can issue certificates the cluster trusts for this API.
+    #[arg(long, default_value = "deploy-certs")]
+    cert_dir: PathBuf,
+    /// Write one file per manifest (numbered in apply order) into this directory instead of
+    /// printing one YAML stream.
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
 }
 
 /// Running behind kube-apiserver's aggregator (see docs/aggregation.md).
@@ -236,6 +270,13 @@ impl Cluster {
 #[tokio::main]
 async fn main() {
     let flags = Flags::parse();
+    if let Some(Subcommand::Manifests(manifests)) = &flags.command {
+        if let Err(e) = print_manifests(manifests) {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "info".into());
     if flags.log_format == "json" {
         tracing_subscriber::fmt().json().with_env_filter(filter).init();
@@ -303,6 +344,26 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     let shown = std::fs::canonicalize(&kubeconfig).unwrap_or_else(|_| kubeconfig.clone());
     println!("Point kubectl at it with:  export KUBECONFIG={}", shown.display());
     server::serve::serve_tls(listener, tls, app, shutdown_signal()).await;
+    Ok(())
+}
+
+/// `apiserver manifests`.
+fn print_manifests(flags: &ManifestsFlags) -> Result<(), String> {
+    let settings = server::manifests::DeploySettings {
+        namespace: flags.namespace.clone(),
+        name: flags.name.clone(),
+        image: flags.image.clone(),
+        tls: None,
+    };
+    let manifests = server::manifests::render(&settings, &flags.cert_dir)?;
+    match &flags.output_dir {
+        Some(dir) => {
+            for path in server::manifests::write(&manifests, dir)? {
+                println!("{}", path.display());
+            }
+        }
+        None => print!("{}", server::manifests::stream(&manifests)),
+    }
     Ok(())
 }
 
