@@ -239,3 +239,288 @@ async fn objects_of_terminating_and_deleted_namespaces_are_removed() {
     }
     controller.abort();
 }
+
+// ---------------------------------------------------------------------------------------------
+// kubectl → front proxy → the real binary in aggregated mode.
+
+/// The server binary started with `--aggregated --kubeconfig <stub>`; killed when dropped.
+struct AggregatedServer {
+    child: std::process::Child,
+    address: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for AggregatedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl AggregatedServer {
+    async fn start(stub: &StubCluster) -> AggregatedServer {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new(e2e::server_binary())
+            .args(["--aggregated", "--storage", "memory", "--secure-port", "0", "--data-dir"])
+            .arg(dir.path())
+            .arg("--kubeconfig")
+            .arg(&stub.kubeconfig)
+            .env("RUST_LOG", "info")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start the apiserver binary");
+        let mut server = AggregatedServer { child, address: String::new(), dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = server.log();
+            if let Some(at) = text.find("Serving on https://") {
+                server.address = text[at + "Serving on https://".len()..].lines().next().unwrap().trim().to_string();
+                return server;
+            }
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("the server exited with {status}:\n{text}");
+            }
+            assert!(Instant::now() < deadline, "the server did not start:\n{text}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn ca_pem(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("certs/ca.crt")).unwrap()
+    }
+}
+
+/// kubectl against the proxy as one user.
+struct Kubectl {
+    version: &'static str,
+    kubeconfig: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl Kubectl {
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(e2e::kubectl_path(self.version));
+        command.arg("--kubeconfig").arg(&self.kubeconfig).args(args).env("KUBECACHEDIR", self.dir.join(format!("cache-{}", self.version)));
+        command.stdin(std::process::Stdio::null());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self.command(args).output().expect("run kubectl");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "kubectl.{} {} failed:\n{out}\n{err}", self.version, args.join(" "));
+        out
+    }
+
+    /// Fails, and says `message` (kubectl's `Error from server (…): …` line).
+    fn refused(&self, args: &[&str], message: &str) {
+        let (ok, out, err) = self.run(args);
+        assert!(!ok, "kubectl.{} {} should have failed:\n{out}", self.version, args.join(" "));
+        assert!(err.contains(message), "kubectl.{} {}: expected {message:?} in\n{err}", self.version, args.join(" "));
+    }
+}
+
+fn manifest(dir: &std::path::Path, name: &str, namespace: &str, msg: &str) -> String {
+    let path = dir.join(format!("{namespace}-{name}-{msg}.yaml"));
+    let text =
+        format!("apiVersion: hello.zeng.dev/v1\nkind: Foo\nmetadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n  msg: {msg}\n");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn forbidden(user: &str, verb: &str, name: Option<&str>) -> String {
+    let what = match name {
+        Some(name) => format!("foos.hello.zeng.dev \"{name}\""),
+        None => "foos.hello.zeng.dev".to_string(),
+    };
+    format!(
+        "{what} is forbidden: User \"{user}\" cannot {verb} resource \"foos\" in API group \"hello.zeng.dev\" in the namespace \"default\""
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kubectl_through_an_aggregator() {
+    let dir = tempfile::tempdir().unwrap();
+    let stub = StubCluster::start(dir.path()).await;
+    // The cluster's front proxy: the server learns its CA and name from the ConfigMap only.
+    let front_proxy_ca = support::Ca::new("front-proxy-ca");
+    stub.cluster.publish_front_proxy(&front_proxy_ca, None);
+    // kube-apiserver's answers: alice may do anything, bob only read, eve nothing; everyone
+    // authenticated may use discovery.
+    *stub.cluster.access_rule.lock().unwrap() = Box::new(|spec: &Value| {
+        let user = spec["user"].as_str().unwrap_or_default();
+        let verb = spec["resourceAttributes"]["verb"].as_str();
+        let allowed = match (user, verb) {
+            (_, None) => true,
+            ("alice", _) => true,
+            ("bob", Some("get" | "list" | "watch")) => true,
+            _ => false,
+        };
+        json!({"allowed": allowed})
+    });
+    let server = AggregatedServer::start(&stub).await;
+    let users = [("alice-token", "alice"), ("bob-token", "bob"), ("eve-token", "eve")]
+        .into_iter()
+        .map(|(token, user)| (token.to_string(), (user.to_string(), vec!["developers".to_string(), "system:authenticated".to_string()])))
+        .collect();
+    let proxy = support::FrontProxy::start(&server.address, &server.ca_pem(), &front_proxy_ca.client("front-proxy-client"), users).await;
+    let files = dir.path().to_path_buf();
+    let (alice_config, bob_config, eve_config) = (
+        proxy.kubeconfig(&files, "alice", "alice-token"),
+        proxy.kubeconfig(&files, "bob", "bob-token"),
+        proxy.kubeconfig(&files, "eve", "eve-token"),
+    );
+
+    // A proxy certificate of another CA is refused at the handshake; a proxy of the right CA
+    // with a name the ConfigMap does not allow is nobody (401).
+    let rogue_proxy = support::FrontProxy::start(
+        &server.address,
+        &server.ca_pem(),
+        &front_proxy_ca.client("rogue"),
+        [("t".to_string(), ("alice".to_string(), vec![]))].into(),
+    )
+    .await;
+    let rogue = Kubectl { version: e2e::NEWEST_KUBECTL, kubeconfig: rogue_proxy.kubeconfig(&files, "rogue", "t"), dir: files.clone() };
+    // (kubectl words the 401 differently from version to version.)
+    rogue.refused(&["get", "foos"], "error: You must be logged in to the server");
+
+    let versions: Vec<&'static str> = e2e::KUBECTL_VERSIONS.to_vec();
+    for version in versions {
+        let v = version.replace('.', "-");
+        let alice = Kubectl { version, kubeconfig: alice_config.clone(), dir: files.clone() };
+        let bob = Kubectl { version, kubeconfig: bob_config.clone(), dir: files.clone() };
+        let eve = Kubectl { version, kubeconfig: eve_config.clone(), dir: files.clone() };
+        let (mine, theirs) = (format!("a-{v}"), format!("b-{v}"));
+
+        // alice: every verb.
+        assert_eq!(
+            alice.ok(&["create", "-f", &manifest(&files, &mine, "default", "one")]).trim(),
+            format!("foo.hello.zeng.dev/{mine} created")
+        );
+        assert_eq!(alice.ok(&["get", "foo", &mine, "-o", "jsonpath={.spec.msg}"]), "one");
+        assert!(alice.ok(&["get", "foos"]).lines().any(|l| l.starts_with(&format!("{mine} "))));
+        let mut watch = alice
+            .command(&["get", "foos", "-w", "-o", "jsonpath={.metadata.name}={.spec.msg}{\"\\n\"}"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = watch_lines(watch.stdout.take().unwrap());
+        eventually_lines(&lines, &format!("{mine}=one")).await;
+        assert_eq!(
+            alice.ok(&["replace", "-f", &manifest(&files, &mine, "default", "two")]).trim(),
+            format!("foo.hello.zeng.dev/{mine} replaced")
+        );
+        eventually_lines(&lines, &format!("{mine}=two")).await;
+        assert_eq!(
+            alice.ok(&["patch", "foo", &mine, "--type=merge", "-p", "{\"spec\":{\"msg\":\"three\"}}"]).trim(),
+            format!("foo.hello.zeng.dev/{mine} patched")
+        );
+        eventually_lines(&lines, &format!("{mine}=three")).await;
+        let _ = watch.kill();
+        let _ = watch.wait();
+        assert_eq!(alice.ok(&["delete", "foo", &mine]).trim(), format!("foo.hello.zeng.dev \"{mine}\" deleted"));
+        alice.ok(&["create", "-f", &manifest(&files, &theirs, "default", "one")]);
+
+        // bob: reads, and kube's 403 for every write.
+        assert_eq!(bob.ok(&["get", "foo", &theirs, "-o", "jsonpath={.spec.msg}"]), "one");
+        assert!(bob.ok(&["get", "foos", "-o", "name"]).contains(&format!("foo.hello.zeng.dev/{theirs}")));
+        let (ok, out, err) = bob.run(&["get", "--raw", "/apis/hello.zeng.dev/v1/namespaces/default/foos?watch=true&timeoutSeconds=1"]);
+        assert!(ok && out.contains("\"ADDED\""), "{out}\n{err}");
+        let created = format!(
+            "Error from server (Forbidden): error when creating \"{}\": {}",
+            manifest(&files, "new", "default", "x"),
+            forbidden("bob", "create", None)
+        );
+        bob.refused(&["create", "-f", &manifest(&files, "new", "default", "x")], &created);
+        let replace = manifest(&files, &theirs, "default", "bobs");
+        bob.refused(
+            &["replace", "-f", &replace],
+            &format!("Error from server (Forbidden): error when replacing \"{replace}\": {}", forbidden("bob", "update", Some(&theirs))),
+        );
+        bob.refused(
+            &["patch", "foo", &theirs, "--type=merge", "-p", "{\"spec\":{\"msg\":\"bobs\"}}"],
+            &format!("Error from server (Forbidden): {}", forbidden("bob", "patch", Some(&theirs))),
+        );
+        bob.refused(&["delete", "foo", &theirs], &format!("Error from server (Forbidden): {}", forbidden("bob", "delete", Some(&theirs))));
+
+        // eve: not even reads.
+        eve.refused(&["get", "foo", &theirs], &format!("Error from server (Forbidden): {}", forbidden("eve", "get", Some(&theirs))));
+        eve.refused(&["get", "foos"], &format!("Error from server (Forbidden): {}", forbidden("eve", "list", None)));
+        eve.refused(
+            &["get", "--raw", "/apis/hello.zeng.dev/v1/namespaces/default/foos?watch=true"],
+            &format!("Error from server (Forbidden): {}", forbidden("eve", "watch", None)),
+        );
+        alice.ok(&["delete", "foo", &theirs]);
+    }
+
+    // The SubjectAccessReviews carried the user and groups the proxy named.
+    let reviews = stub.cluster.access_reviews.lock().unwrap().clone();
+    let bobs = reviews.iter().find(|r| r["user"] == "bob").expect("a review of bob's requests");
+    assert_eq!(bobs["groups"], json!(["developers", "system:authenticated"]));
+
+    // Namespaces through kubectl: none, terminating, and the objects of a deleted one.
+    let alice = Kubectl { version: e2e::NEWEST_KUBECTL, kubeconfig: alice_config.clone(), dir: files.clone() };
+    let missing = manifest(&files, "x", "nope", "one");
+    alice.refused(
+        &["create", "-f", &missing],
+        &format!("Error from server (NotFound): error when creating \"{missing}\": namespaces \"nope\" not found"),
+    );
+    stub.cluster.add_namespace("doomed");
+    stub.cluster.add_namespace("team");
+    alice.ok(&["create", "-f", &manifest(&files, "kept", "team", "one")]);
+    stub.cluster.terminate("doomed");
+    let late = manifest(&files, "x", "doomed", "one");
+    let expected = format!(
+        "Error from server (Forbidden): error when creating \"{late}\": foos.hello.zeng.dev \"x\" is forbidden: unable to create new content in namespace doomed because it is being terminated"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, _, err) = alice.run(&["create", "-f", &late]);
+        if !ok && err.contains(&expected) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "expected {expected:?}, got: {err}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stub.cluster.remove("team");
+    // (A list: kubectl 1.33 follows a NotFound GET with a GET of the namespace, which a real
+    // aggregator answers itself and this proxy does not.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !alice.ok(&["get", "foos", "-n", "team", "-o", "name"]).trim().is_empty() {
+        assert!(Instant::now() < deadline, "the object of the deleted namespace is still there\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(server.log().contains("namespace deleted: removed its objects"), "{}", server.log());
+}
+
+/// Collects a child's stdout lines on a thread.
+fn watch_lines(stdout: std::process::ChildStdout) -> Arc<std::sync::Mutex<Vec<String>>> {
+    use std::io::BufRead;
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+async fn eventually_lines(lines: &Arc<std::sync::Mutex<Vec<String>>>, wanted: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !lines.lock().unwrap().iter().any(|l| l == wanted) {
+        assert!(Instant::now() < deadline, "the watch did not print {wanted:?}: {:?}", lines.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -259,11 +259,9 @@ async fn access_review(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, 
     (StatusCode::CREATED, Json(answer)).into_response()
 }
 
-/// A running stub: its state, its CA, and a kubeconfig for it.
+/// A running stub: its state, and a kubeconfig for it.
 pub struct StubCluster {
     pub cluster: Arc<Cluster>,
-    pub ca: Ca,
-    pub url: String,
     pub kubeconfig: std::path::PathBuf,
 }
 
@@ -308,11 +306,120 @@ impl StubCluster {
             cluster.caller_token
         );
         std::fs::write(&kubeconfig, text).unwrap();
-        StubCluster { cluster, ca, url, kubeconfig }
+        StubCluster { cluster, kubeconfig }
     }
 
     /// A client for the stub, as the server builds it.
     pub fn client(&self) -> server::auth::client::RestClient {
         server::auth::client::RestClient::from_kubeconfig("--kubeconfig", &self.kubeconfig).unwrap()
+    }
+}
+
+/// A front proxy playing kube-apiserver's aggregator: it authenticates kubectl's bearer token
+/// itself, then forwards the request to the extension server on a connection with its
+/// front-proxy client certificate, the user in `X-Remote-User` and `X-Remote-Group` and no
+/// `Authorization` header. Responses (watches too) stream back as they come.
+pub struct FrontProxy {
+    pub url: String,
+    pub ca: Ca,
+}
+
+struct ProxyState {
+    upstream: String,
+    tls: Arc<rustls::ClientConfig>,
+    /// Token → (user, groups).
+    users: HashMap<String, (String, Vec<String>)>,
+}
+
+/// Headers that belong to one connection, or that only the proxy may set.
+const NOT_FORWARDED: [&str; 7] = ["authorization", "host", "connection", "keep-alive", "transfer-encoding", "te", "upgrade"];
+
+impl FrontProxy {
+    /// Starts the proxy for the server at `upstream` (`host:port`, its serving CA `upstream_ca`),
+    /// presenting `identity`.
+    pub async fn start(
+        upstream: &str,
+        upstream_ca: &str,
+        identity: &Identity,
+        users: HashMap<String, (String, Vec<String>)>,
+    ) -> FrontProxy {
+        let ca = Ca::new("front-proxy-serving-ca");
+        let serving = ca.server("front-proxy");
+        let certs = server::tls::ServingCertificates { cert_pem: serving.cert, key_pem: serving.key, ca_pem: None };
+        let server_tls = server::tls::server_config(&certs).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut upstream_ca.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let chain = rustls_pemfile::certs(&mut identity.cert.as_bytes()).map(|c| c.unwrap()).collect();
+        let key = rustls_pemfile::private_key(&mut identity.key.as_bytes()).unwrap().unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut client_tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .unwrap();
+        client_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let state = Arc::new(ProxyState { upstream: upstream.to_string(), tls: Arc::new(client_tls), users });
+        let app = Router::new().fallback(forward).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        tokio::spawn(server::serve::serve_tls(listener, server_tls, app, std::future::pending()));
+        FrontProxy { url, ca }
+    }
+
+    /// A kubeconfig for kubectl, talking to the proxy with `token`.
+    pub fn kubeconfig(&self, dir: &std::path::Path, user: &str, token: &str) -> std::path::PathBuf {
+        let path = dir.join(format!("{user}.kubeconfig"));
+        let text = format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u, namespace: default}}\n",
+            self.url,
+            b64(&self.ca.pem)
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+async fn forward(State(proxy): State<Arc<ProxyState>>, request: axum::extract::Request) -> Response {
+    let token =
+        request.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
+    let Some((user, groups)) = proxy.users.get(token).cloned() else {
+        return status(401, "Unauthorized", "Unauthorized", json!({}));
+    };
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+    let mut out = http::Request::builder().method(parts.method).uri(path).header("host", &proxy.upstream);
+    for (name, value) in &parts.headers {
+        let lower = name.as_str().to_ascii_lowercase();
+        if NOT_FORWARDED.contains(&lower.as_str()) || lower.starts_with("x-remote-") {
+            continue;
+        }
+        out = out.header(name, value);
+    }
+    out = out.header("X-Remote-User", user);
+    for group in groups {
+        out = out.header("X-Remote-Group", group);
+    }
+    let out = out.body(body).unwrap();
+    let answer = async {
+        let tcp = tokio::net::TcpStream::connect(&proxy.upstream).await.map_err(|e| e.to_string())?;
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(proxy.tls.clone()).connect(name, tcp).await.map_err(|e| e.to_string())?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        sender.send_request(out).await.map_err(|e| e.to_string())
+    };
+    match answer.await {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            for header in NOT_FORWARDED {
+                parts.headers.remove(header);
+            }
+            Response::from_parts(parts, Body::new(body))
+        }
+        Err(e) => status(503, "ServiceUnavailable", &format!("error trying to reach service: {e}"), json!({})),
     }
 }
