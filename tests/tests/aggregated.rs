@@ -370,10 +370,15 @@ async fn kubectl_through_an_aggregator() {
         json!({"allowed": allowed})
     });
     let server = AggregatedServer::start(&stub).await;
-    let users = [("alice-token", "alice"), ("bob-token", "bob"), ("eve-token", "eve")]
-        .into_iter()
-        .map(|(token, user)| (token.to_string(), (user.to_string(), vec!["developers".to_string(), "system:authenticated".to_string()])))
-        .collect();
+    let mut users: std::collections::HashMap<String, (String, Vec<String>)> =
+        [("alice-token", "alice"), ("bob-token", "bob"), ("eve-token", "eve")]
+            .into_iter()
+            .map(|(token, user)| {
+                (token.to_string(), (user.to_string(), vec!["developers".to_string(), "system:authenticated".to_string()]))
+            })
+            .collect();
+    // The aggregator's availability check speaks as system:kube-aggregator in system:masters.
+    users.insert("aggregator-token".into(), ("system:kube-aggregator".into(), vec!["system:masters".into()]));
     let proxy = support::FrontProxy::start(&server.address, &server.ca_pem(), &front_proxy_ca.client("front-proxy-client"), users).await;
     let files = dir.path().to_path_buf();
     let (alice_config, bob_config, eve_config) = (
@@ -394,6 +399,19 @@ async fn kubectl_through_an_aggregator() {
     let rogue = Kubectl { version: e2e::NEWEST_KUBECTL, kubeconfig: rogue_proxy.kubeconfig(&files, "rogue", "t"), dir: files.clone() };
     // (kubectl words the 401 differently from version to version.)
     rogue.refused(&["get", "foos"], "error: You must be logged in to the server");
+
+    // kube-aggregator's availability check: GET /apis/<group>/<version> must answer 2xx.
+    let aggregator = Kubectl {
+        version: e2e::NEWEST_KUBECTL,
+        kubeconfig: proxy.kubeconfig(&files, "aggregator", "aggregator-token"),
+        dir: files.clone(),
+    };
+    let discovery: Value = serde_json::from_str(&aggregator.ok(&["get", "--raw", "/apis/hello.zeng.dev/v1"])).unwrap();
+    assert_eq!(discovery["kind"], "APIResourceList");
+    assert!(
+        stub.cluster.access_reviews.lock().unwrap().iter().all(|r| r["user"] != "system:kube-aggregator"),
+        "system:masters needs no review"
+    );
 
     let versions: Vec<&'static str> = e2e::KUBECTL_VERSIONS.to_vec();
     for version in versions {
