@@ -136,8 +136,14 @@ impl NamespaceLifecycle {
                 return Err(format!("watching namespaces: HTTP {status}: {}", answer["message"].as_str().unwrap_or("no message")))
             }
         };
-        while let Some(event) = events.next().await {
-            let event = event?;
+        loop {
+            // kube-apiserver ends the watch after WATCH_SECONDS; a connection that went quiet for
+            // longer than that is dead without having said so.
+            let event = match tokio::time::timeout(Duration::from_secs(WATCH_SECONDS + 30), events.next()).await {
+                Ok(Some(event)) => event?,
+                Ok(None) => break,
+                Err(_) => return Err("the namespace watch went quiet".into()),
+            };
             let object = &event["object"];
             match event["type"].as_str().unwrap_or_default() {
                 kind @ ("ADDED" | "MODIFIED" | "DELETED") => {
