@@ -20,8 +20,8 @@ pub mod fieldmanager;
 pub mod http;
 pub mod manifests;
 pub mod patch;
-pub mod storage;
 pub mod serve;
+pub mod storage;
 pub mod tls;
 
 use axum::Router;

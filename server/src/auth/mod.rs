@@ -413,7 +413,6 @@ fn internal_error(uri: &http::Uri, error: &str) -> Response {
     response
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
