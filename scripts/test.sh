@@ -21,4 +21,14 @@ if ! command -v "${ETCD:-etcd}" >/dev/null 2>&1; then
     echo "warning: cannot install etcd-server (not root, no sudo); the etcd tests will fail" >&2
   fi
 fi
+# The deploy manifests are checked against Kubernetes' schemas with kubernetes-validate (PyPI);
+# the test installs it with pip itself when this did not, and is skipped only without pip.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  if python3 -m pip --version >/dev/null 2>&1; then
+    python3 -m pip install --quiet kubernetes-validate ||
+      echo "warning: installing kubernetes-validate failed; the manifest test will try again" >&2
+  else
+    echo "warning: no pip: the manifest validation test will be skipped" >&2
+  fi
+fi
 cargo test --workspace --locked "$@"

@@ -3,7 +3,8 @@
 //! The server knows no resource by name: the `generated` crate supplies the model, documents and
 //! routes, and this crate supplies what every resource needs — HTTP plumbing ([`http`]), the
 //! generic registry ([`engine`]), patch engines ([`patch`]), storage backends ([`storage`]),
-//! TLS ([`tls`]) and authentication and authorization ([`auth`]).
+//! TLS ([`tls`]), authentication and authorization ([`auth`]), the cluster it is aggregated
+//! into ([`cluster`]) and its deploy manifests ([`manifests`]).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -12,12 +13,14 @@
 //! ```
 
 pub mod auth;
+pub mod cluster;
 pub mod duration;
 pub mod engine;
 pub mod fieldmanager;
 pub mod http;
 pub mod json;
 pub mod limits;
+pub mod manifests;
 pub mod patch;
 pub mod serve;
 pub mod storage;
@@ -72,6 +75,13 @@ impl AppState {
     /// Checks every request with `auth`.
     pub fn with_auth(mut self, auth: auth::Auth) -> Self {
         self.auth = Arc::new(auth);
+        self
+    }
+
+    /// Asks `admission` about the namespace before every create and update of a namespaced
+    /// object (aggregated mode: [`cluster::namespaces::NamespaceLifecycle`]).
+    pub fn with_namespace_admission(mut self, admission: Arc<dyn engine::namespaces::NamespaceAdmission>) -> Self {
+        self.engine = self.engine.with_namespace_admission(admission);
         self
     }
 }

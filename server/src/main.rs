@@ -26,8 +26,10 @@ enum StorageKind {
 
 /// A Kubernetes API server for the resources declared in spec/.
 #[derive(Debug, Parser)]
-#[command(name = "apiserver", version, about, long_about = None)]
+#[command(name = "apiserver", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Flags {
+    #[command(subcommand)]
+    command: Option<Subcommand>,
     /// The IP address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     bind_address: std::net::IpAddr,
@@ -74,6 +76,8 @@ struct Flags {
     #[command(flatten)]
     limits: LimitFlags,
     #[command(flatten)]
+    aggregation: AggregationFlags,
+    #[command(flatten)]
     auth: AuthFlags,
 }
 
@@ -111,6 +115,55 @@ impl LimitFlags {
             min_request_timeout: std::time::Duration::from_secs(self.min_request_timeout),
         }
     }
+}
+
+/// What else the binary does besides serving.
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Print (or write) the manifests that deploy this API into a cluster behind
+    /// kube-apiserver's aggregator: Namespace, ServiceAccount and RBAC, the serving Secret,
+    /// Deployment, Service, and one APIService per group-version with the CA as caBundle.
+    Manifests(ManifestsFlags),
+}
+
+/// `apiserver manifests`.
+#[derive(Debug, Args)]
+struct ManifestsFlags {
+    /// The namespace to run in.
+    #[arg(long, default_value = "specapi-system")]
+    namespace: String,
+    /// The name of the ServiceAccount, Deployment, Service and Secret.
+    #[arg(long, default_value = "specapi-apiserver")]
+    name: String,
+    /// The server's container image (built with the Containerfile).
+    #[arg(long, default_value = "localhost/specapi-apiserver:latest")]
+    image: String,
+    /// Directory of the CA and the serving certificate for <name>.<namespace>.svc: created
+    /// when missing, reused after, so the APIServices' caBundle stays the same. Keep it: its CA
+    /// key can issue certificates the cluster trusts for this API.
+    #[arg(long, default_value = "deploy-certs")]
+    cert_dir: PathBuf,
+    /// Write one file per manifest (numbered in apply order) into this directory instead of
+    /// printing one YAML stream.
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+}
+
+/// Running behind kube-apiserver's aggregator (see docs/aggregation.md).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Aggregation")]
+struct AggregationFlags {
+    /// Serve as an extension API server of a Kubernetes cluster: tokens are reviewed and
+    /// requests authorized by the cluster (unless the flags below say otherwise), the front
+    /// proxy and client CA are read from kube-system/extension-apiserver-authentication, objects
+    /// may only be created in namespaces that exist there, and the objects of deleted namespaces
+    /// are removed.
+    #[arg(long)]
+    aggregated: bool,
+    /// With --aggregated: kubeconfig of the cluster's kube-apiserver. Default: the pod's
+    /// service account (in-cluster configuration).
+    #[arg(long, requires = "aggregated")]
+    kubeconfig: Option<PathBuf>,
 }
 
 /// Authentication and authorization, with kube-apiserver's flag names (see docs/auth.md).
@@ -157,8 +210,9 @@ struct AuthFlags {
     #[arg(long, default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     anonymous_auth: bool,
     /// Authorization modes, asked in order (comma-separated): AlwaysAllow, AlwaysDeny, RBAC,
-    /// Webhook. Members of system:masters are always allowed.
-    #[arg(long, value_delimiter = ',', default_value = "RBAC")]
+    /// Webhook. Members of system:masters are always allowed. Default: RBAC; with --aggregated,
+    /// Webhook (the cluster decides).
+    #[arg(long, value_delimiter = ',')]
     authorization_mode: Vec<String>,
     /// RBAC policy: a YAML stream of rbac.authorization.k8s.io/v1 Roles, ClusterRoles,
     /// RoleBindings and ClusterRoleBindings, added to the built-in policy.
@@ -182,7 +236,7 @@ struct AuthFlags {
 
 impl AuthFlags {
     /// The options, trusting `own_ca` (the server's CA) for client certificates too.
-    fn options(&self, own_ca: PathBuf) -> server::auth::AuthOptions {
+    fn options(&self, own_ca: PathBuf, cluster: Option<&Cluster>) -> server::auth::AuthOptions {
         let list = |v: &[String]| v.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
         server::auth::AuthOptions {
             client_ca_files: std::iter::once(own_ca).chain(self.client_ca_file.clone()).collect(),
@@ -198,18 +252,74 @@ impl AuthFlags {
             authentication_kubeconfig: self.authentication_kubeconfig.clone(),
             token_webhook_cache_ttl: self.authentication_token_webhook_cache_ttl,
             anonymous_auth: self.anonymous_auth,
-            authorization_modes: list(&self.authorization_mode),
+            authorization_modes: match list(&self.authorization_mode) {
+                modes if !modes.is_empty() => modes,
+                _ if cluster.is_some() => vec!["Webhook".into()],
+                _ => vec!["RBAC".into()],
+            },
             authorization_policy_file: self.authorization_policy_file.clone(),
             authorization_kubeconfig: self.authorization_kubeconfig.clone(),
             authorized_ttl: self.authorization_webhook_cache_authorized_ttl,
             unauthorized_ttl: self.authorization_webhook_cache_unauthorized_ttl,
             always_allow_paths: list(&self.authorization_always_allow_paths),
+            cluster: cluster.map(|c| c.client.clone()),
+            cluster_authentication: cluster.map(|c| {
+                let mut published = c.authentication.clone();
+                // A flag wins over what the cluster publishes.
+                if self.client_ca_file.is_some() {
+                    published.client_ca = None;
+                }
+                published
+            }),
+        }
+    }
+}
+
+/// The cluster of aggregated mode.
+struct Cluster {
+    client: server::auth::client::RestClient,
+    authentication: server::cluster::authentication::ClusterAuthentication,
+}
+
+/// How long start-up waits for the cluster to answer before giving up.
+const CLUSTER_STARTUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Cluster {
+    /// Connects and reads the cluster's authentication settings, retrying for a while (a pod
+    /// may start before its network is ready).
+    async fn connect(flags: &AggregationFlags) -> Result<Cluster, Box<dyn std::error::Error>> {
+        let client = server::cluster::connect(flags.kubeconfig.as_deref())?;
+        let deadline = std::time::Instant::now() + CLUSTER_STARTUP_TIMEOUT;
+        loop {
+            match server::cluster::authentication::ClusterAuthentication::fetch(&client).await {
+                Ok(authentication) => {
+                    tracing::info!(
+                        cluster = %client.source(),
+                        front_proxy = authentication.requestheader_client_ca.is_some(),
+                        client_ca = authentication.client_ca.is_some(),
+                        "aggregated mode: read kube-system/extension-apiserver-authentication"
+                    );
+                    return Ok(Cluster { client, authentication });
+                }
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "cannot read the cluster's authentication settings yet; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+                Err(e) => return Err(format!("aggregated mode ({}): {e}", client.source()).into()),
+            }
         }
     }
 }
 
 fn main() {
     let flags = Flags::parse();
+    if let Some(Subcommand::Manifests(manifests)) = &flags.command {
+        if let Err(e) = print_manifests(manifests) {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "info".into());
     if flags.log_format == "json" {
         tracing_subscriber::fmt().json().with_env_filter(filter).init();
@@ -244,7 +354,11 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
     if certs.ca_pem.is_none() {
         server::tls::self_signed(&cert_dir, &["127.0.0.1".to_string()])?;
     }
-    let auth = flags.auth.options(server::tls::ca_cert_path(&cert_dir)).build()?;
+    let cluster = match flags.aggregation.aggregated {
+        true => Some(Cluster::connect(&flags.aggregation).await?),
+        false => None,
+    };
+    let auth = flags.auth.options(server::tls::ca_cert_path(&cert_dir), cluster.as_ref()).build()?;
     let tls = server::tls::server_config_with_client_cas(&certs, &auth.client_ca_roots())?;
     let storage: Arc<dyn server::storage::Storage> = match flags.storage {
         StorageKind::Memory => Arc::new(MemoryStorage::with_history(flags.storage_history)),
@@ -254,7 +368,13 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
         }
         StorageKind::Etcd => Arc::new(open_etcd(&flags).await?),
     };
-    let app = server::app(server::AppState::new(storage).with_auth(auth).with_limits(flags.limits.limits()));
+    let mut state = server::AppState::new(storage).with_auth(auth).with_limits(flags.limits.limits());
+    if let Some(cluster) = &cluster {
+        let namespaces = Arc::new(server::cluster::namespaces::NamespaceLifecycle::new(cluster.client.clone()));
+        state = state.with_namespace_admission(namespaces.clone());
+        tokio::spawn(namespaces.run(state.engine.clone()));
+    }
+    let app = server::app(state);
     let listener = tokio::net::TcpListener::bind((flags.bind_address, flags.secure_port)).await?;
     let address = listener.local_addr()?;
     let host = if address.ip().is_unspecified() { "127.0.0.1".to_string() } else { address.ip().to_string() };
@@ -273,6 +393,26 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     server::serve::serve_tls_with(listener, tls, app, serve_options, shutdown_signal()).await;
+    Ok(())
+}
+
+/// `apiserver manifests`.
+fn print_manifests(flags: &ManifestsFlags) -> Result<(), String> {
+    let settings = server::manifests::DeploySettings {
+        namespace: flags.namespace.clone(),
+        name: flags.name.clone(),
+        image: flags.image.clone(),
+        tls: None,
+    };
+    let manifests = server::manifests::render(&settings, &flags.cert_dir)?;
+    match &flags.output_dir {
+        Some(dir) => {
+            for path in server::manifests::write(&manifests, dir)? {
+                println!("{}", path.display());
+            }
+        }
+        None => print!("{}", server::manifests::stream(&manifests)),
+    }
     Ok(())
 }
 

@@ -59,6 +59,21 @@ pub fn load(cert_file: &Path, key_file: &Path) -> Result<ServingCertificates, Tl
 
 /// Loads the self-signed CA and serving certificate from `dir`, creating what is missing.
 pub fn self_signed(dir: &Path, hosts: &[String]) -> Result<ServingCertificates, TlsError> {
+    serving_in(dir, SERVING_CERT, SERVING_KEY, "specapi-apiserver", hosts)
+}
+
+/// The CA and a serving certificate for a Service (`hosts`, the first being
+/// `<service>.<namespace>.svc`) in `dir`, created when missing and reused after, so the CA that
+/// APIServices trust stays the same from one `apiserver manifests` to the next. The serving
+/// files are named after the first host.
+pub fn service_certificates(dir: &Path, hosts: &[String]) -> Result<ServingCertificates, TlsError> {
+    let first = hosts.first().ok_or_else(|| TlsError("a serving certificate needs a host name".into()))?;
+    serving_in(dir, &format!("{first}.crt"), &format!("{first}.key"), first, hosts)
+}
+
+/// The CA of `dir` (created when missing) and the serving certificate in `cert_file`/`key_file`
+/// (issued by it to `cn` for `hosts` when missing).
+fn serving_in(dir: &Path, cert_file: &str, key_file: &str, cn: &str, hosts: &[String]) -> Result<ServingCertificates, TlsError> {
     std::fs::create_dir_all(dir).map_err(|e| TlsError(format!("cannot create {}: {e}", dir.display())))?;
     let err = |what: &str, e: rcgen::Error| TlsError(format!("{what}: {e}"));
     let (ca_cert_path, ca_key_path) = (dir.join(CA_CERT), dir.join(CA_KEY));
@@ -77,7 +92,7 @@ pub fn self_signed(dir: &Path, hosts: &[String]) -> Result<ServingCertificates, 
         write_private(&ca_key_path, &key.serialize_pem())?;
         (cert.pem(), key)
     };
-    let (cert_path, key_path) = (dir.join(SERVING_CERT), dir.join(SERVING_KEY));
+    let (cert_path, key_path) = (dir.join(cert_file), dir.join(key_file));
     if cert_path.exists() && key_path.exists() {
         return Ok(ServingCertificates {
             cert_pem: format!("{}{}", read(&cert_path)?, ca_pem),
@@ -89,7 +104,7 @@ pub fn self_signed(dir: &Path, hosts: &[String]) -> Result<ServingCertificates, 
         Issuer::from_ca_cert_pem(&ca_pem, &ca_key).map_err(|e| err(&format!("invalid CA certificate {}", ca_cert_path.display()), e))?;
     let key = KeyPair::generate().map_err(|e| err("generating the serving key", e))?;
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| err("serving parameters", e))?;
-    params.distinguished_name.push(DnType::CommonName, "specapi-apiserver");
+    params.distinguished_name.push(DnType::CommonName, cn);
     for host in hosts {
         params.subject_alt_names.push(match host.parse::<std::net::IpAddr>() {
             Ok(ip) => SanType::IpAddress(ip),

@@ -1,5 +1,6 @@
 //! Generators: each reads the [`apimodel::Model`] and emits one artifact.
 
+pub mod deploy;
 pub mod discovery;
 pub mod openapi_common;
 pub mod openapi_v2;

@@ -1,8 +1,9 @@
 //! A small client for the kube-apiserver named in a kubeconfig (`--authentication-kubeconfig`,
-//! `--authorization-kubeconfig`): enough to POST a review and read the answer. It speaks
-//! HTTP/1.1 over TLS (or plain HTTP for `http://` servers), authenticating with the
-//! kubeconfig's client certificate or bearer token, and retries a few times on connection
-//! errors, 429 and 5xx as k8s.io/apiserver's webhooks do.
+//! `--authorization-kubeconfig`, `--kubeconfig`) or given by the pod's service account: enough
+//! to POST a review, GET an object, and follow a watch. It speaks HTTP/1.1 over TLS (or plain
+//! HTTP for `http://` servers), authenticating with the kubeconfig's client certificate or
+//! bearer token, and retries a few times on connection errors, 429 and 5xx as
+//! k8s.io/apiserver's webhooks do.
 
 use super::AuthError;
 use base64::Engine as _;
@@ -23,6 +24,50 @@ const ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// Largest answer read.
 const MAX_RESPONSE: usize = 4 << 20;
+/// Largest line of a watch stream (one event).
+const MAX_WATCH_LINE: usize = 4 << 20;
+/// How often a `tokenFile` is read again: the kubelet rotates projected service-account
+/// tokens, and client-go re-reads the file about this often.
+const TOKEN_FILE_REFRESH: Duration = Duration::from_secs(60);
+/// Where a pod's service-account credentials are mounted.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// How requests are authenticated with a bearer token.
+#[derive(Clone)]
+enum Bearer {
+    /// `token` in the kubeconfig.
+    Fixed(String),
+    /// `tokenFile`: read again every [`TOKEN_FILE_REFRESH`].
+    File { path: PathBuf, cached: Arc<std::sync::Mutex<(std::time::Instant, String)>> },
+}
+
+impl Bearer {
+    fn file(path: PathBuf) -> Result<Bearer, String> {
+        let token = read_token(&path)?;
+        Ok(Bearer::File { path, cached: Arc::new(std::sync::Mutex::new((std::time::Instant::now(), token))) })
+    }
+
+    fn token(&self) -> String {
+        match self {
+            Bearer::Fixed(token) => token.clone(),
+            Bearer::File { path, cached } => {
+                let mut cached = cached.lock().unwrap_or_else(|e| e.into_inner());
+                if cached.0.elapsed() >= TOKEN_FILE_REFRESH {
+                    match read_token(path) {
+                        Ok(token) => *cached = (std::time::Instant::now(), token),
+                        // Keep the old token: it may still be valid, and the next request retries.
+                        Err(e) => tracing::warn!(error = %e, "cannot re-read the token file"),
+                    }
+                }
+                cached.1.clone()
+            }
+        }
+    }
+}
+
+fn read_token(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map(|t| t.trim().to_string()).map_err(|e| format!("tokenFile {}: {e}", path.display()))
+}
 
 /// A client for one API server.
 #[derive(Clone)]
@@ -36,7 +81,7 @@ pub struct RestClient {
     base_path: String,
     server_name: ServerName<'static>,
     tls: Option<Arc<rustls::ClientConfig>>,
-    bearer: Option<String>,
+    bearer: Option<Bearer>,
     timeout: Duration,
     source: String,
 }
@@ -120,8 +165,8 @@ impl RestClient {
         let server_name = ServerName::try_from(name.clone()).map_err(|e| format!("invalid server name {name:?}: {e}"))?;
 
         let bearer = match (user["token"].as_str().filter(|t| !t.is_empty()), user["tokenFile"].as_str().filter(|t| !t.is_empty())) {
-            (Some(token), _) => Some(token.to_string()),
-            (None, Some(f)) => Some(std::fs::read_to_string(file(f)).map_err(|e| format!("tokenFile {f}: {e}"))?.trim().to_string()),
+            (Some(token), _) => Some(Bearer::Fixed(token.to_string())),
+            (None, Some(f)) => Some(Bearer::file(file(f))?),
             (None, None) => None,
         };
 
@@ -176,14 +221,71 @@ impl RestClient {
         })
     }
 
+    /// The pod's own cluster, as client-go's in-cluster configuration finds it: the
+    /// `KUBERNETES_SERVICE_HOST`/`_PORT` variables, and the service account's token and CA
+    /// mounted in `dir` (normally [`SERVICE_ACCOUNT_DIR`]).
+    pub fn in_cluster(dir: &Path) -> Result<RestClient, String> {
+        let host = std::env::var("KUBERNETES_SERVICE_HOST").ok().filter(|h| !h.is_empty());
+        let port = std::env::var("KUBERNETES_SERVICE_PORT").ok().filter(|p| !p.is_empty());
+        let (Some(host), Some(port)) = (host, port) else {
+            return Err("not running in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set".into());
+        };
+        let host = if host.contains(':') { format!("[{host}]") } else { host };
+        let config = serde_json::json!({
+            "current-context": "in-cluster",
+            "clusters": [{"name": "in-cluster", "cluster": {"server": format!("https://{host}:{port}"), "certificate-authority": "ca.crt"}}],
+            "users": [{"name": "service-account", "user": {"tokenFile": "token"}}],
+            "contexts": [{"name": "in-cluster", "context": {"cluster": "in-cluster", "user": "service-account"}}],
+        });
+        let mut client =
+            RestClient::from_kubeconfig_value(&config, dir).map_err(|e| format!("in-cluster configuration ({}): {e}", dir.display()))?;
+        client.source = format!("the service account in {}", dir.display());
+        Ok(client)
+    }
+
+    /// Where this client's settings came from (a flag and file), for messages.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// GETs `path` and returns the status and the JSON answer, retrying connection failures,
+    /// 429 and 5xx.
+    pub async fn get_json(&self, path: &str) -> Result<(u16, Value), String> {
+        self.json_request(http::Method::GET, path, None).await
+    }
+
     /// POSTs `body` as JSON to `path` and returns the status and the JSON answer, retrying
     /// connection failures, 429 and 5xx.
     pub async fn post_json(&self, path: &str, body: &Value) -> Result<(u16, Value), String> {
         let bytes = Bytes::from(serde_json::to_vec(body).map_err(|e| e.to_string())?);
+        self.json_request(http::Method::POST, path, Some(bytes)).await
+    }
+
+    /// Starts a watch (`path` with `watch=1`): on 200 the stream of its events, otherwise the
+    /// status and the answer (a `Status`). Not retried: a watcher starts over by itself.
+    pub async fn watch(&self, path: &str) -> Result<Result<WatchEvents, (u16, Value)>, String> {
+        let connect = async {
+            let (response, driver) = self.send_once(http::Method::GET, path, None).await?;
+            let status = response.status().as_u16();
+            if status != 200 {
+                let answer = Limited::new(response.into_body(), MAX_RESPONSE).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                driver.abort();
+                let value =
+                    serde_json::from_slice(&answer).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&answer).into_owned()));
+                return Ok(Err((status, value)));
+            }
+            Ok(Ok(WatchEvents { body: response.into_body(), buffer: Vec::new(), driver }))
+        };
+        tokio::time::timeout(self.timeout, connect)
+            .await
+            .map_err(|_| format!("{} {path}: no answer within {:?}", self.address, self.timeout))?
+    }
+
+    async fn json_request(&self, method: http::Method, path: &str, bytes: Option<Bytes>) -> Result<(u16, Value), String> {
         let mut backoff = FIRST_BACKOFF;
         let mut last = String::new();
         for attempt in 1..=ATTEMPTS {
-            match tokio::time::timeout(self.timeout, self.post_once(path, bytes.clone())).await {
+            match tokio::time::timeout(self.timeout, self.request_once(method.clone(), path, bytes.clone())).await {
                 Ok(Ok((status, answer))) if status != 429 && status < 500 => {
                     let value = serde_json::from_slice(&answer)
                         .map_err(|e| format!("{}: invalid JSON answer (HTTP {status}): {e}", self.address))?;
@@ -201,53 +303,119 @@ impl RestClient {
         Err(format!("{} {path}: {last}", self.address))
     }
 
-    async fn post_once(&self, path: &str, body: Bytes) -> Result<(u16, Bytes), String> {
+    /// One request, its whole answer read.
+    async fn request_once(&self, method: http::Method, path: &str, body: Option<Bytes>) -> Result<(u16, Bytes), String> {
+        let (response, driver) = self.send_once(method, path, body).await?;
+        let status = response.status().as_u16();
+        let result = Limited::new(response.into_body(), MAX_RESPONSE)
+            .collect()
+            .await
+            .map(|b| (status, b.to_bytes()))
+            .map_err(|e| format!("reading the answer: {e}"));
+        driver.abort();
+        result
+    }
+
+    /// Sends one request on a fresh connection; returns the response (its body still to be
+    /// read) and the task driving the connection, to abort when done.
+    async fn send_once(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<(http::Response<hyper::body::Incoming>, tokio::task::JoinHandle<()>), String> {
         let tcp = tokio::net::TcpStream::connect(&self.address).await.map_err(|e| format!("connecting to {}: {e}", self.address))?;
         let _ = tcp.set_nodelay(true);
-        let request = http::Request::post(format!("{}{path}", self.base_path))
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base_path))
             .header(http::header::HOST, &self.host_header)
-            .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::ACCEPT, "application/json")
             .header(http::header::USER_AGENT, concat!("specapi-apiserver/", env!("CARGO_PKG_VERSION")));
-        let request = match &self.bearer {
-            Some(token) => request.header(http::header::AUTHORIZATION, format!("Bearer {token}")),
-            None => request,
-        };
-        let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
-        let response = match (&self.tls, self.scheme_https) {
+        if body.is_some() {
+            request = request.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(bearer) = &self.bearer {
+            request = request.header(http::header::AUTHORIZATION, format!("Bearer {}", bearer.token()));
+        }
+        let request = request.body(Full::new(body.unwrap_or_default())).map_err(|e| e.to_string())?;
+        match (&self.tls, self.scheme_https) {
             (Some(tls), true) => {
                 let stream = tokio_rustls::TlsConnector::from(tls.clone())
                     .connect(self.server_name.clone(), tcp)
                     .await
                     .map_err(|e| format!("TLS handshake with {}: {e}", self.address))?;
-                send(TokioIo::new(stream), request).await?
+                send(TokioIo::new(stream), request).await
             }
-            _ => send(TokioIo::new(tcp), request).await?,
-        };
-        Ok(response)
+            _ => send(TokioIo::new(tcp), request).await,
+        }
     }
 }
 
-async fn send<T>(io: T, request: http::Request<Full<Bytes>>) -> Result<(u16, Bytes), String>
+async fn send<T>(
+    io: T,
+    request: http::Request<Full<Bytes>>,
+) -> Result<(http::Response<hyper::body::Incoming>, tokio::task::JoinHandle<()>), String>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
-    let driver = tokio::spawn(connection);
-    let response = sender.send_request(request).await.map_err(|e| e.to_string());
-    let result = match response {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            Limited::new(response.into_body(), MAX_RESPONSE)
-                .collect()
-                .await
-                .map(|b| (status, b.to_bytes()))
-                .map_err(|e| format!("reading the answer: {e}"))
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    match sender.send_request(request).await {
+        Ok(response) => Ok((response, driver)),
+        Err(e) => {
+            driver.abort();
+            Err(e.to_string())
         }
-        Err(e) => Err(e),
-    };
-    driver.abort();
-    result
+    }
+}
+
+/// The events of a watch: one JSON object per line (`{"type": …, "object": …}`).
+pub struct WatchEvents {
+    body: hyper::body::Incoming,
+    buffer: Vec<u8>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl WatchEvents {
+    /// The next event; `None` when the server ended the watch (its timeout), an error when the
+    /// connection broke or the server sent something that is not an event.
+    pub async fn next(&mut self) -> Option<Result<Value, String>> {
+        loop {
+            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=end).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return Some(serde_json::from_slice(&line).map_err(|e| format!("invalid watch event: {e}")));
+            }
+            match self.body.frame().await {
+                None if self.buffer.iter().all(u8::is_ascii_whitespace) => return None,
+                // The last event need not end with a newline.
+                None => {
+                    let line = std::mem::take(&mut self.buffer);
+                    return Some(serde_json::from_slice(&line).map_err(|e| format!("invalid watch event: {e}")));
+                }
+                Some(Err(e)) => return Some(Err(format!("watch connection broke: {e}"))),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buffer.extend_from_slice(&data);
+                        if self.buffer.len() > MAX_WATCH_LINE {
+                            return Some(Err(format!("a watch event is larger than {MAX_WATCH_LINE} bytes")));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for WatchEvents {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
 }
 
 /// `insecure-skip-tls-verify`: any server certificate, but a real handshake signature.
@@ -308,7 +476,7 @@ mod tests {
         let client = RestClient::from_kubeconfig_value(&config, Path::new("/")).unwrap();
         assert_eq!(client.address, "[::1]:8080");
         assert_eq!(client.base_path, "/prefix");
-        assert_eq!(client.bearer.as_deref(), Some("abc"));
+        assert_eq!(client.bearer.as_ref().map(Bearer::token).as_deref(), Some("abc"));
         assert!(client.tls.is_none());
         let one = json!({"current-context": "a", "clusters": config["clusters"], "users": config["users"], "contexts": config["contexts"]});
         let client = RestClient::from_kubeconfig_value(&one, Path::new("/")).unwrap();

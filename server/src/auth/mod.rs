@@ -58,7 +58,7 @@ impl std::fmt::Display for AuthError {
 impl std::error::Error for AuthError {}
 
 /// The authentication and authorization settings, as the flags of the same names give them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct AuthOptions {
     /// `--client-ca-file` (and the server's own CA, which signs the local admin's
     /// certificate): CA bundles whose client certificates authenticate users.
@@ -89,6 +89,14 @@ pub struct AuthOptions {
     /// `--authorization-always-allow-paths`: paths every request may get, authenticated or
     /// not (a trailing `*` matches any suffix).
     pub always_allow_paths: Vec<String>,
+    /// Aggregated mode: the cluster's kube-apiserver, which reviews tokens and authorizes
+    /// (`Webhook`) unless `--authentication-kubeconfig`/`--authorization-kubeconfig` name
+    /// another.
+    pub cluster: Option<client::RestClient>,
+    /// Aggregated mode: the cluster's published authentication settings, for what the flags
+    /// leave unset (the caller removes what flags override): its client CA is trusted too, and
+    /// its front proxy is used when `--requestheader-client-ca-file` is not given.
+    pub cluster_authentication: Option<crate::cluster::authentication::ClusterAuthentication>,
 }
 
 /// How long delegated answers are cached by default (k8s.io/apiserver's delegating defaults).
@@ -115,6 +123,8 @@ impl Default for AuthOptions {
             authorized_ttl: DEFAULT_WEBHOOK_CACHE_TTL,
             unauthorized_ttl: DEFAULT_WEBHOOK_CACHE_TTL,
             always_allow_paths: vec!["/healthz".into(), "/readyz".into(), "/livez".into()],
+            cluster: None,
+            cluster_authentication: None,
         }
     }
 }
@@ -136,9 +146,16 @@ impl AuthOptions {
         for file in &self.client_ca_files {
             note(CaPool::from_file("--client-ca-file", file).map(|p| client_pools.push(p)));
         }
+        let published = self.cluster_authentication.clone().unwrap_or_default();
+        let mut sources: Vec<String> = self.client_ca_files.iter().map(|f| f.display().to_string()).collect();
+        if let Some(pem) = &published.client_ca {
+            let source = "client-ca-file of kube-system/extension-apiserver-authentication";
+            note(CaPool::from_pem(pem.as_bytes(), source).map(|p| client_pools.push(p)));
+            sources.push(source.to_string());
+        }
         if !client_pools.is_empty() {
             let roots: Vec<_> = client_pools.iter().flat_map(|p| p.roots().iter().cloned()).collect();
-            let source = self.client_ca_files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
+            let source = sources.join(", ");
             note(
                 CaPool::from_der(roots, &format!("--client-ca-file {source}"))
                     .map(|pool| authenticator.x509 = Some(X509Authenticator::new(pool))),
@@ -158,7 +175,25 @@ impl AuthOptions {
             None if !self.requestheader.allowed_names.is_empty() => {
                 note(Err(AuthError("--requestheader-allowed-names needs --requestheader-client-ca-file".into())));
             }
-            None => {}
+            None => {
+                // The cluster's front proxy, with its own names and headers (kube's defaults
+                // for headers it does not name), as k8s.io/apiserver takes them.
+                if let Some(pem) = &published.requestheader_client_ca {
+                    let defaults = RequestHeaderConfig::default();
+                    let or = |v: &Vec<String>, d: &Vec<String>| if v.is_empty() { d.clone() } else { v.clone() };
+                    let config = RequestHeaderConfig {
+                        username_headers: or(&published.username_headers, &defaults.username_headers),
+                        uid_headers: published.uid_headers.clone(),
+                        group_headers: or(&published.group_headers, &defaults.group_headers),
+                        extra_headers_prefixes: or(&published.extra_headers_prefixes, &defaults.extra_headers_prefixes),
+                        allowed_names: published.allowed_names.clone(),
+                    };
+                    let source = "requestheader-client-ca-file of kube-system/extension-apiserver-authentication";
+                    note(CaPool::from_pem(pem.as_bytes(), source).map(|pool| {
+                        authenticator.request_header = Some(RequestHeaderAuthenticator::new(pool, config));
+                    }));
+                }
+            }
         }
         if let (Some(rh), Some(x509)) = (&authenticator.request_header, &authenticator.x509) {
             let shared = rh.pool().roots().iter().any(|r| x509.pool().roots().contains(r));
@@ -172,10 +207,14 @@ impl AuthOptions {
         if let Some(file) = &self.token_auth_file {
             note(token::TokenFile::load(file).map(|f| authenticator.token_file = Some(f)));
         }
-        if let Some(file) = &self.authentication_kubeconfig {
+        let token_review = match (&self.authentication_kubeconfig, &self.cluster) {
+            (Some(file), _) => Some(client::RestClient::from_kubeconfig("--authentication-kubeconfig", file)),
+            (None, Some(cluster)) => Some(Ok(cluster.clone())),
+            (None, None) => None,
+        };
+        if let Some(client) = token_review {
             note(
-                client::RestClient::from_kubeconfig("--authentication-kubeconfig", file)
-                    .map(|c| authenticator.token_review = Some(webhook::TokenReviewAuthenticator::new(c, self.token_webhook_cache_ttl))),
+                client.map(|c| authenticator.token_review = Some(webhook::TokenReviewAuthenticator::new(c, self.token_webhook_cache_ttl))),
             );
         }
 
@@ -199,16 +238,20 @@ impl AuthOptions {
                     };
                     note(policy.map(|p| modes.push(Mode::Rbac(p))));
                 }
-                "Webhook" => match &self.authorization_kubeconfig {
-                    Some(file) => note(client::RestClient::from_kubeconfig("--authorization-kubeconfig", file).map(|c| {
+                "Webhook" => {
+                    let client = match (&self.authorization_kubeconfig, &self.cluster) {
+                        (Some(file), _) => client::RestClient::from_kubeconfig("--authorization-kubeconfig", file),
+                        (None, Some(cluster)) => Ok(cluster.clone()),
+                        (None, None) => Err(AuthError("--authorization-mode=Webhook needs --authorization-kubeconfig".into())),
+                    };
+                    note(client.map(|c| {
                         modes.push(Mode::Webhook(webhook::SubjectAccessReviewAuthorizer::new(
                             c,
                             self.authorized_ttl,
                             self.unauthorized_ttl,
                         )))
-                    })),
-                    None => note(Err(AuthError("--authorization-mode=Webhook needs --authorization-kubeconfig".into()))),
-                },
+                    }));
+                }
                 other => note(Err(AuthError(format!(
                     "--authorization-mode {other:?} is not a valid mode; valid modes are {}",
                     MODES.join(", ")

@@ -8,6 +8,7 @@ pub mod cel;
 pub mod conversion;
 mod delete;
 mod duplicates;
+pub mod namespaces;
 pub mod object;
 mod read;
 mod scale;
@@ -39,18 +40,27 @@ pub struct ApiEngine {
     /// A watch without `timeoutSeconds` lasts between one and two times this
     /// (`--min-request-timeout`).
     min_request_timeout: std::time::Duration,
+    /// Asked before writes into a namespace (aggregated mode); `None`: any namespace will do.
+    namespaces: Option<Arc<dyn namespaces::NamespaceAdmission>>,
 }
 
 impl ApiEngine {
     /// An engine over the given storage.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         cel::warm_up();
-        ApiEngine { storage, min_request_timeout: crate::limits::Limits::default().min_request_timeout }
+        ApiEngine { storage, min_request_timeout: crate::limits::Limits::default().min_request_timeout, namespaces: None }
     }
 
     /// Sets `--min-request-timeout`.
     pub fn with_min_request_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.min_request_timeout = timeout;
+        self
+    }
+
+    /// Creates and updates of namespaced objects first ask `admission` about their namespace,
+    /// as kube-apiserver's NamespaceLifecycle admission plugin does.
+    pub fn with_namespace_admission(mut self, admission: Arc<dyn namespaces::NamespaceAdmission>) -> Self {
+        self.namespaces = Some(admission);
         self
     }
 }

@@ -1,6 +1,7 @@
 //! Create, update (PUT) and patch, sharing one admission path: decode, check identity, prune and
 //! validate against the schema, set server-owned metadata, store with optimistic concurrency.
 
+use super::namespaces::Operation;
 use super::object::{self, meta_str, metadata_mut};
 use super::validation::{prune_and_validate, validate_metadata};
 use super::{body_encoding, decode_body, read_body, Call};
@@ -321,6 +322,8 @@ impl Call {
     ) -> Result<Response, ApiError> {
         self.check_namespace(&mut object)?;
         self.check_namespace_can_exist()?;
+        // Admission comes before the strategy's checks and defaults, as in kube-apiserver.
+        self.admit_namespace(Operation::Create, &object).await?;
         let generate = {
             let meta = metadata_mut(&mut object);
             if meta.get("resourceVersion").and_then(Value::as_str).is_some_and(|rv| !rv.is_empty()) {
@@ -558,6 +561,9 @@ impl Call {
         dry_run: bool,
         tracking: Tracking,
     ) -> Result<(Value, Vec<String>), UpdateError> {
+        // An update needs its namespace to exist (terminating is fine: finalizers must be able to
+        // finish), checked once the object is known to exist, as kube's admission runs.
+        self.admit_namespace(Operation::Update, &object).await.map_err(UpdateError::Api)?;
         let old = self.decode_stored(current).map_err(UpdateError::Api)?;
         // An apply's managedFields must survive the status reset below.
         let applied_fields = (tracking == Tracking::Applied).then(|| object.get("metadata").and_then(|m| m.get("managedFields")).cloned());
