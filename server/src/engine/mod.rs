@@ -6,7 +6,7 @@
 
 pub mod cel;
 mod delete;
-mod duplicates;
+pub mod duplicates;
 pub mod object;
 mod read;
 mod scale;
@@ -15,6 +15,8 @@ pub mod table;
 pub mod validation;
 mod watch;
 mod write;
+
+pub use read::ContinueToken;
 
 use crate::http::negotiate::{self, Encoding, Negotiated, Shape};
 use crate::http::{respond, wants_pretty, ApiError, Query};
@@ -248,7 +250,10 @@ pub(crate) fn body_encoding(headers: &HeaderMap) -> Option<Encoding> {
 }
 
 /// Decodes a JSON or YAML body into a value; `what` names the expected kind in errors.
-pub(crate) fn decode_body(bytes: &[u8], encoding: Encoding, what: &str) -> Result<Value, ApiError> {
+///
+/// Every request body the engine reads (create, update, delete options) goes through here;
+/// it is public so that the fuzz targets in `fuzz/` exercise the same decoding.
+pub fn decode_body(bytes: &[u8], encoding: Encoding, what: &str) -> Result<Value, ApiError> {
     let parsed: Result<Value, String> = match encoding {
         Encoding::Json => serde_json::from_slice(bytes).map_err(|e| {
             if e.is_eof() {
