@@ -99,8 +99,17 @@ fn string_text(s: &str, level: usize) -> String {
     if s.is_empty() {
         return "\"\"".into();
     }
-    if s.contains('\n') && s.chars().all(|c| c == '\n' || !c.is_control()) && !s.starts_with(' ') {
-        let chomp = if s.ends_with('\n') { "|" } else { "|-" };
+    // A literal block needs a line of content (line breaks alone read back as "") whose
+    // indentation is not part of the string.
+    let body = s.trim_end_matches('\n');
+    if s.contains('\n') && !body.is_empty() && s.chars().all(|c| c == '\n' || !c.is_control()) && !first_content_line_indented(s) {
+        // The chomping indicator says how many final line breaks belong to the string: none
+        // (strip), one (clip) or all that follow (keep).
+        let chomp = match s.len() - body.len() {
+            0 => "|-",
+            1 => "|",
+            _ => "|+",
+        };
         let mut block = chomp.to_string();
         for line in s.strip_suffix('\n').unwrap_or(s).split('\n') {
             block.push('\n');
@@ -119,6 +128,12 @@ fn string_text(s: &str, level: usize) -> String {
     } else {
         format!("'{}'", s.replace('\'', "''"))
     }
+}
+
+/// Whether the first line with content starts with a space: a literal block takes its
+/// indentation from that line, so the space would be read as indentation, not content.
+fn first_content_line_indented(s: &str) -> bool {
+    s.split('\n').find(|line| !line.is_empty()).is_some_and(|line| line.starts_with(' '))
 }
 
 fn double_quoted(s: &str) -> String {
@@ -191,6 +206,17 @@ fn plain_allowed(s: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn literal_blocks_keep_every_final_line_break_and_leading_space() {
+        // Found by the body_yaml fuzz target: "kept\n\n" came back as "kept\n", and "\n x" as "\nx".
+        for s in ["kept\n\n", "\n", "\n\n", "a\nb", "a\nb\n", "\na", "\n x", "x\n  y", " x\ny"] {
+            let v = json!({"k": s, "l": [s]});
+            let back: Value = serde_yaml_ng::from_str(&to_yaml(&v)).unwrap();
+            assert_eq!(back, v, "{s:?} written as\n{}", to_yaml(&v));
+        }
+        assert_eq!(to_yaml(&json!({"k": "a\n\n"})), "k: |+\n  a\n\n");
+    }
 
     #[test]
     fn writes_like_kube_apiserver() {
