@@ -53,10 +53,9 @@ pub fn body_json(data: &[u8]) {
 /// The body of a create or update sent as `application/yaml`.
 pub fn body_yaml(data: &[u8]) {
     let Ok(object) = decode_body(data, Encoding::Yaml, kind()) else { return };
-    // The YAML the server writes for a value must read back as that value.
-    let text = server::http::yaml::to_yaml(&object);
-    let read: Value = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("written YAML does not parse: {e}\n{text}"));
-    assert_eq!(read, object, "written YAML reads back different:\n{text}");
+    // Before pruning, the decoded object has any shape, as objects of resources that keep
+    // unknown fields do.
+    check_yaml_output(&object);
     admit(None, object, Recording::Update);
 }
 
@@ -304,7 +303,17 @@ fn admit(old: Option<&Value>, mut object: Value, recording: Recording) {
     let stored = serde_json::to_vec(&object).expect("admitted objects encode");
     let read: Value = serde_json::from_slice(&stored).unwrap_or_else(|e| panic!("a stored object does not read back: {e}"));
     assert_eq!(read, object, "a stored object reads back different");
-    for encoding in [Encoding::Json, Encoding::Yaml] {
-        server::http::encode(&read, encoding, true).expect("responses encode");
+    server::http::encode(&read, Encoding::Json, true).expect("responses encode");
+    check_yaml_output(&read);
+}
+
+/// The YAML the server writes for an object must read back as that object. (Responses are
+/// always objects; a bare scalar at the top is never written.)
+fn check_yaml_output(object: &Value) {
+    if !object.is_object() {
+        return;
     }
+    let text = server::http::yaml::to_yaml(object);
+    let read: Value = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("written YAML does not parse: {e}\n{text}"));
+    assert_eq!(&read, object, "written YAML reads back different:\n{text}");
 }
