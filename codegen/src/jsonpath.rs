@@ -236,13 +236,19 @@ mod tests {
                 Step::Field("status".into()),
             ]
         );
-        assert_eq!(parse(".status.conditions[?(@.type=='Established')].status").unwrap()[2], Step::Filter(Filter { path: vec!["type".into()], comparison: Some((Op::Eq, Literal::String("Established".into()))) }));
+        assert_eq!(
+            parse(".status.conditions[?(@.type=='Established')].status").unwrap()[2],
+            Step::Filter(Filter { path: vec!["type".into()], comparison: Some((Op::Eq, Literal::String("Established".into()))) })
+        );
         assert_eq!(parse(".spec.env[*].name").unwrap()[2], Step::Wildcard);
         assert_eq!(parse(".items[-1]").unwrap()[1], Step::Index(-1));
         assert_eq!(parse("{.metadata['name']}").unwrap(), vec![Step::Field("metadata".into()), Step::Field("name".into())]);
         assert_eq!(parse("..name").unwrap(), vec![Step::Descendant("name".into())]);
         assert_eq!(parse(".a[?(@.b.c)]").unwrap()[1], Step::Filter(Filter { path: vec!["b".into(), "c".into()], comparison: None }));
-        assert_eq!(parse(".a[?(@.n >= 2)]").unwrap()[1], Step::Filter(Filter { path: vec!["n".into()], comparison: Some((Op::Ge, Literal::Number(2.0))) }));
+        assert_eq!(
+            parse(".a[?(@.n >= 2)]").unwrap()[1],
+            Step::Filter(Filter { path: vec!["n".into()], comparison: Some((Op::Ge, Literal::Number(2.0))) })
+        );
     }
 
     #[test]

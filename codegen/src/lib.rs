@@ -75,7 +75,12 @@ impl Builder {
         let out_dir = match self.out_dir.or_else(|| std::env::var_os("OUT_DIR").map(PathBuf::from)) {
             Some(dir) => dir,
             None => {
-                return Err(Diagnostics(vec![Diagnostic { file: String::new(), line: None, path: String::new(), message: "OUT_DIR is not set: call out_dir() or run from a build script".into() }]))
+                return Err(Diagnostics(vec![Diagnostic {
+                    file: String::new(),
+                    line: None,
+                    path: String::new(),
+                    message: "OUT_DIR is not set: call out_dir() or run from a build script".into(),
+                }]))
             }
         };
         let raw = spec::load(spec_dir)?;
@@ -83,7 +88,12 @@ impl Builder {
         let artifacts = generate_all(&model, &spec_dir.display().to_string());
         for (name, bytes) in &artifacts.files {
             write_if_changed(&out_dir.join(name), bytes).map_err(|e| {
-                Diagnostics(vec![Diagnostic { file: out_dir.join(name).display().to_string(), line: None, path: String::new(), message: format!("cannot write: {e}") }])
+                Diagnostics(vec![Diagnostic {
+                    file: out_dir.join(name).display().to_string(),
+                    line: None,
+                    path: String::new(),
+                    message: format!("cannot write: {e}"),
+                }])
             })?;
         }
         Ok(())

@@ -6,7 +6,9 @@
 use crate::diagnostics::Diagnostics;
 use crate::spec::{RawDocument, RawSpec};
 use apimodel::schema::{Bounds, Composition};
-use apimodel::{ListType, MapType, Model, Names, PrinterColumn, Resource, Scale, Schema, SchemaKind, Scope, Subresources, ValidationRule, Version};
+use apimodel::{
+    ListType, MapType, Model, Names, PrinterColumn, Resource, Scale, Schema, SchemaKind, Scope, Subresources, ValidationRule, Version,
+};
 use indexmap::IndexMap;
 use serde_json::Value;
 
@@ -19,9 +21,15 @@ pub fn build(spec: &RawSpec) -> Result<Model, Diagnostics> {
         if let Some(resource) = ctx.resource() {
             if ctx.diagnostics.is_empty() {
                 if let Some(existing) = resources.iter().find(|r| r.group == resource.group && r.names.plural == resource.names.plural) {
-                    ctx.err("spec.names.plural", format!("resource {} is already declared in {}", resource.qualified_name(), existing.source));
+                    ctx.err(
+                        "spec.names.plural",
+                        format!("resource {} is already declared in {}", resource.qualified_name(), existing.source),
+                    );
                 } else if let Some(existing) = resources.iter().find(|r| r.group == resource.group && r.names.kind == resource.names.kind) {
-                    ctx.err("spec.names.kind", format!("kind {} of group {} is already declared in {}", resource.names.kind, resource.group, existing.source));
+                    ctx.err(
+                        "spec.names.kind",
+                        format!("kind {} of group {} is already declared in {}", resource.names.kind, resource.group, existing.source),
+                    );
                 } else {
                     resources.push(resource);
                 }
@@ -167,11 +175,17 @@ impl<'a> Ctx<'a> {
         }
         for (i, s) in short_names.iter().enumerate() {
             if !is_dns_label(s) {
-                self.err(&format!("spec.names.shortNames[{i}]"), format!("Invalid value: {s:?}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"));
+                self.err(
+                    &format!("spec.names.shortNames[{i}]"),
+                    format!("Invalid value: {s:?}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"),
+                );
             }
         }
         if !is_kind(&kind) {
-            self.err("spec.names.kind", format!("Invalid value: {kind:?}: must start with an upper-case letter and contain only letters and digits"));
+            self.err(
+                "spec.names.kind",
+                format!("Invalid value: {kind:?}: must start with an upper-case letter and contain only letters and digits"),
+            );
         }
         let list_kind = list_kind.unwrap_or_else(|| format!("{kind}List"));
         if list_kind == kind {
@@ -287,9 +301,16 @@ impl<'a> Ctx<'a> {
                 self.err(&format!("{p}.name"), "Required value");
             }
             if !["integer", "number", "string", "boolean", "date"].contains(&column_type.as_str()) {
-                self.err(&format!("{p}.type"), format!("Unsupported value: {column_type:?}: supported values: \"boolean\", \"date\", \"integer\", \"number\", \"string\""));
+                self.err(
+                    &format!("{p}.type"),
+                    format!(
+                        "Unsupported value: {column_type:?}: supported values: \"boolean\", \"date\", \"integer\", \"number\", \"string\""
+                    ),
+                );
             }
-            if !format.is_empty() && !["int32", "int64", "float", "double", "byte", "date", "date-time", "password"].contains(&format.as_str()) {
+            if !format.is_empty()
+                && !["int32", "int64", "float", "double", "byte", "date", "date-time", "password"].contains(&format.as_str())
+            {
                 self.err(&format!("{p}.format"), format!("Unsupported value: {format:?}"));
             }
             if json_path.is_empty() {
@@ -299,9 +320,19 @@ impl<'a> Ctx<'a> {
                     Err(why) => self.err(&format!("{p}.jsonPath"), format!("Invalid value: {json_path:?}: {why}")),
                     Ok(steps) => {
                         // The leading plain fields must exist in the schema (or in metadata).
-                        let fields: Vec<&str> = steps.iter().map_while(|s| match s { crate::jsonpath::Step::Field(f) => Some(f.as_str()), _ => None }).collect();
+                        let fields: Vec<&str> = steps
+                            .iter()
+                            .map_while(|s| match s {
+                                crate::jsonpath::Step::Field(f) => Some(f.as_str()),
+                                _ => None,
+                            })
+                            .collect();
                         let prefix = format!(".{}", fields.join("."));
-                        if !fields.is_empty() && fields[0] != "metadata" && resolve(schema, &prefix).is_none() && !reaches_open_schema(schema, &prefix) {
+                        if !fields.is_empty()
+                            && fields[0] != "metadata"
+                            && resolve(schema, &prefix).is_none()
+                            && !reaches_open_schema(schema, &prefix)
+                        {
                             self.err(&format!("{p}.jsonPath"), format!("Invalid value: {json_path:?}: no such field in the schema"));
                         }
                     }
@@ -340,7 +371,9 @@ impl<'a> Ctx<'a> {
             if !KNOWN_KEYWORDS.contains(&key.as_str()) {
                 let message = match key.as_str() {
                     "$ref" => "Forbidden: $ref is not supported in CustomResourceDefinition schemas".to_string(),
-                    "definitions" | "dependencies" | "patternProperties" | "additionalItems" | "id" | "$schema" => format!("Forbidden: {key} is not supported"),
+                    "definitions" | "dependencies" | "patternProperties" | "additionalItems" | "id" | "$schema" => {
+                        format!("Forbidden: {key} is not supported")
+                    }
                     _ => format!("unknown schema keyword {key:?}"),
                 };
                 self.err(&format!("{path}.{key}"), message);
@@ -348,7 +381,8 @@ impl<'a> Ctx<'a> {
         }
         let p = |k: &str| format!("{path}.{k}");
         let ty = self.opt_string(map.get("type"), &p("type"));
-        let preserve = self.opt_bool(map.get("x-kubernetes-preserve-unknown-fields"), &p("x-kubernetes-preserve-unknown-fields")).unwrap_or(false);
+        let preserve =
+            self.opt_bool(map.get("x-kubernetes-preserve-unknown-fields"), &p("x-kubernetes-preserve-unknown-fields")).unwrap_or(false);
         let embedded = self.opt_bool(map.get("x-kubernetes-embedded-resource"), &p("x-kubernetes-embedded-resource")).unwrap_or(false);
         let int_or_string = self.opt_bool(map.get("x-kubernetes-int-or-string"), &p("x-kubernetes-int-or-string")).unwrap_or(false);
         let kind = match ty.as_deref() {
@@ -367,7 +401,9 @@ impl<'a> Ctx<'a> {
                 }
                 let additional_properties = match map.get("additionalProperties") {
                     None | Some(Value::Null) => None,
-                    Some(Value::Bool(true)) => Some(Box::new(Schema { kind: SchemaKind::Any { embedded_resource: false }, ..Schema::default() })),
+                    Some(Value::Bool(true)) => {
+                        Some(Box::new(Schema { kind: SchemaKind::Any { embedded_resource: false }, ..Schema::default() }))
+                    }
                     Some(Value::Bool(false)) => {
                         self.err(&p("additionalProperties"), "Forbidden: additionalProperties: false is not allowed in structural schemas");
                         None
@@ -383,11 +419,21 @@ impl<'a> Ctx<'a> {
                     Some("granular") => Some(MapType::Granular),
                     Some("atomic") => Some(MapType::Atomic),
                     Some(other) => {
-                        self.err(&p("x-kubernetes-map-type"), format!("Unsupported value: {other:?}: supported values: \"atomic\", \"granular\""));
+                        self.err(
+                            &p("x-kubernetes-map-type"),
+                            format!("Unsupported value: {other:?}: supported values: \"atomic\", \"granular\""),
+                        );
                         None
                     }
                 };
-                SchemaKind::Object { properties, required, additional_properties, preserve_unknown_fields: preserve, embedded_resource: embedded, map_type }
+                SchemaKind::Object {
+                    properties,
+                    required,
+                    additional_properties,
+                    preserve_unknown_fields: preserve,
+                    embedded_resource: embedded,
+                    map_type,
+                }
             }
             Some("array") => {
                 let items = match map.get("items") {
@@ -407,7 +453,10 @@ impl<'a> Ctx<'a> {
                     Some("set") => Some(ListType::Set),
                     Some("map") => Some(ListType::Map),
                     Some(other) => {
-                        self.err(&p("x-kubernetes-list-type"), format!("Unsupported value: {other:?}: supported values: \"atomic\", \"map\", \"set\""));
+                        self.err(
+                            &p("x-kubernetes-list-type"),
+                            format!("Unsupported value: {other:?}: supported values: \"atomic\", \"map\", \"set\""),
+                        );
                         None
                     }
                 };
@@ -517,7 +566,12 @@ impl<'a> Ctx<'a> {
                 }
             }
         };
-        let composition = Composition { all_of: list(self, "allOf"), any_of: list(self, "anyOf"), one_of: list(self, "oneOf"), not: map.get("not").cloned() };
+        let composition = Composition {
+            all_of: list(self, "allOf"),
+            any_of: list(self, "anyOf"),
+            one_of: list(self, "oneOf"),
+            not: map.get("not").cloned(),
+        };
         let enum_values = match map.get("enum") {
             None | Some(Value::Null) => None,
             Some(Value::Array(values)) => Some(values.clone()),
@@ -548,14 +602,24 @@ impl Ctx<'_> {
     /// as far as parsing goes: the rule and its messageExpression must be valid CEL, the reason
     /// one kube knows. (The server checks the functions they call when it starts.)
     fn check_rule(&mut self, rule: &ValidationRule, at: &str) {
-        let syntax = |source: &str| cel::Program::compile(source).err().map(|e| e.to_string().lines().filter(|l| l.starts_with("ERROR")).collect::<Vec<_>>().join("; "));
+        let syntax = |source: &str| {
+            cel::Program::compile(source)
+                .err()
+                .map(|e| e.to_string().lines().filter(|l| l.starts_with("ERROR")).collect::<Vec<_>>().join("; "))
+        };
         if rule.rule.trim().is_empty() {
             self.err(&format!("{at}.rule"), "Required value");
         } else if let Some(e) = syntax(&rule.rule) {
             self.err(&format!("{at}.rule"), format!("Invalid value: {:?}: compilation failed: {e}", rule.rule));
         }
         if let Some(e) = rule.message_expression.as_deref().and_then(syntax) {
-            self.err(&format!("{at}.messageExpression"), format!("Invalid value: {:?}: messageExpression compilation failed: {e}", rule.message_expression.as_deref().unwrap_or_default()));
+            self.err(
+                &format!("{at}.messageExpression"),
+                format!(
+                    "Invalid value: {:?}: messageExpression compilation failed: {e}",
+                    rule.message_expression.as_deref().unwrap_or_default()
+                ),
+            );
         }
         if let Some(reason) = rule.reason.as_deref() {
             if !["FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate"].contains(&reason) {
@@ -570,11 +634,44 @@ impl Ctx<'_> {
 
 /// Schema keywords a CRD schema may use.
 const KNOWN_KEYWORDS: &[&str] = &[
-    "type", "format", "title", "description", "properties", "additionalProperties", "items", "required", "enum", "default", "example",
-    "nullable", "pattern", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
-    "minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties", "allOf", "anyOf", "oneOf", "not", "externalDocs",
-    "x-kubernetes-preserve-unknown-fields", "x-kubernetes-embedded-resource", "x-kubernetes-int-or-string", "x-kubernetes-list-type",
-    "x-kubernetes-list-map-keys", "x-kubernetes-map-type", "x-kubernetes-validations", "x-kubernetes-patch-strategy",
+    "type",
+    "format",
+    "title",
+    "description",
+    "properties",
+    "additionalProperties",
+    "items",
+    "required",
+    "enum",
+    "default",
+    "example",
+    "nullable",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "not",
+    "externalDocs",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-embedded-resource",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-map-type",
+    "x-kubernetes-validations",
+    "x-kubernetes-patch-strategy",
     "x-kubernetes-patch-merge-key",
 ];
 

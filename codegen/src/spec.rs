@@ -103,7 +103,12 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, diagnostics: &mut Diagnosti
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            diagnostics.push(Diagnostic { file: dir.display().to_string(), line: None, path: String::new(), message: format!("cannot read directory: {e}") });
+            diagnostics.push(Diagnostic {
+                file: dir.display().to_string(),
+                line: None,
+                path: String::new(),
+                message: format!("cannot read directory: {e}"),
+            });
             return;
         }
     };

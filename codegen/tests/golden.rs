@@ -107,7 +107,8 @@ fn invalid_specs_report_every_mistake_with_its_location() {
         if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
             continue;
         }
-        let dir = std::env::temp_dir().join(format!("codegen-invalid-{}-{}", std::process::id(), path.file_stem().unwrap().to_string_lossy()));
+        let dir =
+            std::env::temp_dir().join(format!("codegen-invalid-{}-{}", std::process::id(), path.file_stem().unwrap().to_string_lossy()));
         std::fs::create_dir_all(&dir).unwrap();
         let name = path.file_name().unwrap();
         std::fs::copy(&path, dir.join(name)).unwrap();

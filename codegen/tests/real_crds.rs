@@ -13,7 +13,8 @@ fn real_world_crds_generate() {
     assert!(dir.exists(), "real-world CRDs not found at {}", dir.display());
     let mut failures = Vec::new();
     let mut count = 0;
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
     files.sort();
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();

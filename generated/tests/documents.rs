@@ -53,7 +53,11 @@ fn readable_copy_is_current() {
             stale.push(format!("{} (no longer generated)", file.display()));
         }
     }
-    assert!(stale.is_empty(), "generated/documents is stale; run UPDATE_GOLDEN=1 cargo test -p generated --test documents\n{}", stale.join("\n"));
+    assert!(
+        stale.is_empty(),
+        "generated/documents is stale; run UPDATE_GOLDEN=1 cargo test -p generated --test documents\n{}",
+        stale.join("\n")
+    );
 }
 
 #[test]

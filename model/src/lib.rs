@@ -163,21 +163,14 @@ impl Model {
 
     /// Resources of a group that serve the given version.
     pub fn resources_in(&self, group: &str, version: &str) -> Vec<(&Resource, &Version)> {
-        self.resources
-            .iter()
-            .filter(|r| r.group == group)
-            .filter_map(|r| r.served_version(version).map(|v| (r, v)))
-            .collect()
+        self.resources.iter().filter(|r| r.group == group).filter_map(|r| r.served_version(version).map(|v| (r, v))).collect()
     }
 }
 
 impl Resource {
     /// The version objects are stored in.
     pub fn storage_version(&self) -> &Version {
-        self.versions
-            .iter()
-            .find(|v| v.storage)
-            .expect("the model guarantees exactly one storage version")
+        self.versions.iter().find(|v| v.storage).expect("the model guarantees exactly one storage version")
     }
 
     /// A served version by name.

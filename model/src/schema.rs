@@ -224,9 +224,7 @@ impl Schema {
     /// objects, the item schema for arrays. `None` when the child is unknown here.
     pub fn child(&self, key: &str) -> Option<&Schema> {
         match &self.kind {
-            SchemaKind::Object { properties, additional_properties, .. } => {
-                properties.get(key).or(additional_properties.as_deref())
-            }
+            SchemaKind::Object { properties, additional_properties, .. } => properties.get(key).or(additional_properties.as_deref()),
             SchemaKind::Array { items, .. } => Some(items),
             _ => None,
         }

@@ -43,7 +43,9 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        for (text, seconds) in [("10s", 10.0), ("1m30s", 90.0), ("250ms", 0.25), ("1.5h", 5400.0), ("5m0s", 300.0), ("1h30m", 5400.0), ("0", 0.0)] {
+        for (text, seconds) in
+            [("10s", 10.0), ("1m30s", 90.0), ("250ms", 0.25), ("1.5h", 5400.0), ("5m0s", 300.0), ("1h30m", 5400.0), ("0", 0.0)]
+        {
             assert_eq!(parse_duration(text), Ok(Duration::from_secs_f64(seconds)), "{text}");
         }
         for bad in ["", "10", "s", "10x", "-1s", "m"] {

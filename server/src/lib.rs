@@ -17,8 +17,8 @@ pub mod engine;
 pub mod fieldmanager;
 pub mod http;
 pub mod patch;
-pub mod storage;
 pub mod serve;
+pub mod storage;
 pub mod tls;
 
 use axum::Router;

@@ -15,7 +15,12 @@ use tower::ServiceExt;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves `app` on `listener` with TLS until `shutdown` completes.
-pub async fn serve_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: Router, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);

@@ -79,9 +79,14 @@ pub fn self_signed(dir: &Path, hosts: &[String]) -> Result<ServingCertificates, 
     };
     let (cert_path, key_path) = (dir.join(SERVING_CERT), dir.join(SERVING_KEY));
     if cert_path.exists() && key_path.exists() {
-        return Ok(ServingCertificates { cert_pem: format!("{}{}", read(&cert_path)?, ca_pem), key_pem: read(&key_path)?, ca_pem: Some(ca_pem) });
+        return Ok(ServingCertificates {
+            cert_pem: format!("{}{}", read(&cert_path)?, ca_pem),
+            key_pem: read(&key_path)?,
+            ca_pem: Some(ca_pem),
+        });
     }
-    let issuer = Issuer::from_ca_cert_pem(&ca_pem, &ca_key).map_err(|e| err(&format!("invalid CA certificate {}", ca_cert_path.display()), e))?;
+    let issuer =
+        Issuer::from_ca_cert_pem(&ca_pem, &ca_key).map_err(|e| err(&format!("invalid CA certificate {}", ca_cert_path.display()), e))?;
     let key = KeyPair::generate().map_err(|e| err("generating the serving key", e))?;
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| err("serving parameters", e))?;
     params.distinguished_name.push(DnType::CommonName, "specapi-apiserver");
@@ -149,7 +154,9 @@ pub fn server_config_with_client_cas(
         .map_err(|e| TlsError(format!("invalid private key PEM: {e}")))?
         .ok_or_else(|| TlsError("no private key found in the key file".into()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().map_err(|e| TlsError(e.to_string()))?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError(e.to_string()))?;
     let builder = if client_cas.is_empty() {
         builder.with_no_client_auth()
     } else {
@@ -163,9 +170,7 @@ pub fn server_config_with_client_cas(
             .map_err(|e| TlsError(format!("client certificate verifier: {e}")))?;
         builder.with_client_cert_verifier(verifier)
     };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| TlsError(format!("certificate and key do not fit: {e}")))?;
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| TlsError(format!("certificate and key do not fit: {e}")))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -37,7 +37,8 @@ impl Api {
     }
 
     async fn create(&self, name: &str, labels: Value) -> Value {
-        let foo = json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo", "metadata": {"name": name, "labels": labels}, "spec": {"msg": name}});
+        let foo =
+            json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo", "metadata": {"name": name, "labels": labels}, "spec": {"msg": name}});
         let (status, body) = self.call("POST", FOOS, "application/json", Some(foo)).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
@@ -142,7 +143,8 @@ async fn hostile_parameters_are_400_and_change_nothing() {
     ] {
         let accept_table = query.starts_with("includeObject");
         let uri = format!("{FOOS}?{query}");
-        let request = Request::get(&uri).header("accept", if accept_table { "application/json;as=Table;v=v1;g=meta.k8s.io" } else { "application/json" });
+        let request = Request::get(&uri)
+            .header("accept", if accept_table { "application/json;as=Table;v=v1;g=meta.k8s.io" } else { "application/json" });
         let response = api.app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -206,7 +208,9 @@ async fn watch_from_zero_starts_with_the_current_state_and_bookmarks_end_initial
     let mut stream = Box::pin(api.watch(&format!("{FOOS}?watch=true&resourceVersion=0&fieldSelector=metadata.name%3Dtwo")).await);
     let first = next_event(&mut stream).await;
     assert_eq!((first["type"].as_str(), first["object"]["metadata"]["name"].as_str()), (Some("ADDED"), Some("two")));
-    let mut list_watch = Box::pin(api.watch(&format!("{FOOS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true")).await);
+    let mut list_watch = Box::pin(
+        api.watch(&format!("{FOOS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true")).await,
+    );
     assert_eq!(next_event(&mut list_watch).await["type"], "ADDED");
     assert_eq!(next_event(&mut list_watch).await["type"], "ADDED");
     let bookmark = next_event(&mut list_watch).await;
@@ -242,7 +246,8 @@ async fn dry_run_validates_but_stores_nothing() {
     let bad = json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo", "metadata": {"name": "dry"}, "spec": {"msg": 1}});
     assert_eq!(api.call("POST", &format!("{FOOS}?dryRun=All"), "application/json", Some(bad)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     api.create("real", json!({})).await;
-    let (status, patched) = api.call("PATCH", &format!("{FOOS}/real?dryRun=All"), "application/merge-patch+json", Some(json!({"spec": {"msg": "dry"}}))).await;
+    let (status, patched) =
+        api.call("PATCH", &format!("{FOOS}/real?dryRun=All"), "application/merge-patch+json", Some(json!({"spec": {"msg": "dry"}}))).await;
     assert_eq!((status, patched["spec"]["msg"].as_str()), (StatusCode::OK, Some("dry")));
     assert_eq!(api.get(&format!("{FOOS}/real")).await.1["spec"]["msg"], "real");
     assert_eq!(api.call("DELETE", &format!("{FOOS}/real?dryRun=All"), "", None).await.0, StatusCode::OK);
@@ -261,10 +266,17 @@ async fn finalizers_hold_deletion_until_removed() {
     assert_eq!(marked["metadata"]["generation"], 2);
     // Still there, and new finalizers may not be added.
     assert_eq!(api.get(&format!("{FOOS}/held")).await.0, StatusCode::OK);
-    let (status, _) =
-        api.call("PATCH", &format!("{FOOS}/held"), "application/merge-patch+json", Some(json!({"metadata": {"finalizers": ["example.com/wait", "example.com/more"]}}))).await;
+    let (status, _) = api
+        .call(
+            "PATCH",
+            &format!("{FOOS}/held"),
+            "application/merge-patch+json",
+            Some(json!({"metadata": {"finalizers": ["example.com/wait", "example.com/more"]}})),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, _) = api.call("PATCH", &format!("{FOOS}/held"), "application/merge-patch+json", Some(json!({"metadata": {"finalizers": null}}))).await;
+    let (status, _) =
+        api.call("PATCH", &format!("{FOOS}/held"), "application/merge-patch+json", Some(json!({"metadata": {"finalizers": null}}))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(api.get(&format!("{FOOS}/held")).await.0, StatusCode::NOT_FOUND);
 }
@@ -273,7 +285,8 @@ async fn finalizers_hold_deletion_until_removed() {
 async fn delete_preconditions() {
     let api = Api::new();
     let created = api.create("pre", json!({})).await;
-    let (status, body) = api.call("DELETE", &format!("{FOOS}/pre"), "application/json", Some(json!({"preconditions": {"resourceVersion": "999"}}))).await;
+    let (status, body) =
+        api.call("DELETE", &format!("{FOOS}/pre"), "application/json", Some(json!({"preconditions": {"resourceVersion": "999"}}))).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let uid = created["metadata"]["uid"].clone();
     let (status, body) = api.call("DELETE", &format!("{FOOS}/pre"), "application/json", Some(json!({"preconditions": {"uid": uid}}))).await;
@@ -287,11 +300,13 @@ async fn generation_and_no_op_updates() {
     let created = api.create("gen", json!({})).await;
     let rv = created["metadata"]["resourceVersion"].clone();
     // Metadata-only change: no generation bump.
-    let (_, labelled) = api.call("PATCH", &format!("{FOOS}/gen"), "application/merge-patch+json", Some(json!({"metadata": {"labels": {"x": "y"}}}))).await;
+    let (_, labelled) =
+        api.call("PATCH", &format!("{FOOS}/gen"), "application/merge-patch+json", Some(json!({"metadata": {"labels": {"x": "y"}}}))).await;
     assert_eq!(labelled["metadata"]["generation"], 1);
     assert_ne!(labelled["metadata"]["resourceVersion"], rv);
     // Spec change: bump.
-    let (_, changed) = api.call("PATCH", &format!("{FOOS}/gen"), "application/merge-patch+json", Some(json!({"spec": {"msg": "new"}}))).await;
+    let (_, changed) =
+        api.call("PATCH", &format!("{FOOS}/gen"), "application/merge-patch+json", Some(json!({"spec": {"msg": "new"}}))).await;
     assert_eq!(changed["metadata"]["generation"], 2);
     // Nothing changes: nothing written, same resourceVersion.
     let (_, same) = api.call("PATCH", &format!("{FOOS}/gen"), "application/merge-patch+json", Some(json!({"spec": {"msg": "new"}}))).await;

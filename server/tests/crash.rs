@@ -12,7 +12,6 @@
 mod support;
 
 use bytes::Bytes;
-use support::client_tls;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rand::Rng;
@@ -23,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
+use support::client_tls;
 
 const FOOS: &str = "/apis/hello.zeng.dev/v1/namespaces/default/foos";
 const CLIENTS: usize = 4;

@@ -14,7 +14,6 @@ mod support;
 
 use bytes::Bytes;
 use etcd_support::Etcd;
-use support::client_tls;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
@@ -23,6 +22,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::client_tls;
 use tokio::sync::mpsc;
 
 const FOOS: &str = "/apis/hello.zeng.dev/v1/namespaces/default/foos";

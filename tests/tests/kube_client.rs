@@ -20,7 +20,10 @@ async fn client(server: &Server) -> Client {
 }
 
 fn foo(name: &str, msg: &str) -> Foo {
-    Foo { metadata: ObjectMeta { name: Some(name.into()), ..Default::default() }, spec: Some(FooSpec { msg: Some(msg.into()), msg1: None }) }
+    Foo {
+        metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+        spec: Some(FooSpec { msg: Some(msg.into()), msg1: None }),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -55,7 +58,8 @@ async fn kube_rs_api_with_generated_types() {
     });
     init_done.await.expect("the watcher lists and starts watching");
 
-    let patched = foos.patch("typed", &PatchParams::default(), &Patch::Merge(json!({"spec": {"msg1": "merged"}}))).await.expect("merge patch");
+    let patched =
+        foos.patch("typed", &PatchParams::default(), &Patch::Merge(json!({"spec": {"msg1": "merged"}}))).await.expect("merge patch");
     assert_eq!(patched.spec.as_ref().and_then(|s| s.msg1.as_deref()), Some("merged"));
     let seen = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(event) = events.next().await {
@@ -73,14 +77,28 @@ async fn kube_rs_api_with_generated_types() {
 
     // Server-side apply through the typed API: owned fields appear in managedFields.
     let applied = foos
-        .patch("applied", &PatchParams::apply("typed-client"), &Patch::Apply(json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo", "metadata": {"name": "applied"}, "spec": {"msg": "from apply"}})))
+        .patch(
+            "applied",
+            &PatchParams::apply("typed-client"),
+            &Patch::Apply(
+                json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo", "metadata": {"name": "applied"}, "spec": {"msg": "from apply"}}),
+            ),
+        )
         .await
         .expect("server-side apply creates");
     assert_eq!(applied.spec.as_ref().and_then(|s| s.msg.as_deref()), Some("from apply"));
     let managers: Vec<_> = applied.metadata.managed_fields.unwrap_or_default().into_iter().map(|m| (m.manager, m.operation)).collect();
     assert!(managers.contains(&(Some("typed-client".into()), Some("Apply".into()))), "{managers:?}");
     // Another manager changing the applied field without force conflicts.
-    let conflict = foos.patch("applied", &PatchParams::apply("other"), &Patch::Apply(json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo", "metadata": {"name": "applied"}, "spec": {"msg": "theirs"}}))).await;
+    let conflict = foos
+        .patch(
+            "applied",
+            &PatchParams::apply("other"),
+            &Patch::Apply(
+                json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo", "metadata": {"name": "applied"}, "spec": {"msg": "theirs"}}),
+            ),
+        )
+        .await;
     assert!(matches!(conflict, Err(kube::Error::Api(e)) if e.code == 409), "a conflict");
 
     foos.delete("typed", &DeleteParams::default()).await.expect("delete");

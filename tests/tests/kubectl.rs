@@ -567,7 +567,9 @@ fn chunked_lists_show_every_object() {
     // Ten objects in their own namespace, so the list holds exactly these.
     let mut all = String::new();
     for i in 0..10 {
-        all.push_str(&foo_manifest(&format!("chunk-{i}"), &format!("m{i}"), None).replace("metadata:\n", "metadata:\n  namespace: chunks\n"));
+        all.push_str(
+            &foo_manifest(&format!("chunk-{i}"), &format!("m{i}"), None).replace("metadata:\n", "metadata:\n  namespace: chunks\n"),
+        );
         all.push_str("---\n");
     }
     let path = manifests.write("chunks.yaml", &all);

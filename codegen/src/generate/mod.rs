@@ -5,5 +5,5 @@ pub mod openapi_common;
 pub mod openapi_v2;
 pub mod openapi_v2_pb;
 pub mod openapi_v3;
-pub mod rust_types;
 pub mod registry;
+pub mod rust_types;

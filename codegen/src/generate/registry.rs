@@ -76,10 +76,18 @@ enum Shape {
     NamespacedItem,
 }
 
-fn resource_routes(group: &str, version: &str, plural: &str, scope: Scope, endpoint: usize, sub: &apimodel::Subresources) -> Vec<TokenStream> {
+fn resource_routes(
+    group: &str,
+    version: &str,
+    plural: &str,
+    scope: Scope,
+    endpoint: usize,
+    sub: &apimodel::Subresources,
+) -> Vec<TokenStream> {
     let base = format!("/apis/{group}/{version}");
     let mut out = Vec::new();
-    let mut add = |path: String, shape: Shape, subresource: Option<&str>, watch: bool| out.push(route(&path, shape, subresource, watch, endpoint));
+    let mut add =
+        |path: String, shape: Shape, subresource: Option<&str>, watch: bool| out.push(route(&path, shape, subresource, watch, endpoint));
     let mut subresources: Vec<&str> = Vec::new();
     if sub.status {
         subresources.push("status");
@@ -119,8 +127,12 @@ fn route(path: &str, shape: Shape, subresource: Option<&str>, watch: bool, endpo
     };
     let (extract, namespace, name) = match shape {
         Shape::Collection => (quote!(), quote!(None), quote!(None)),
-        Shape::NamespacedCollection => (quote!(::axum::extract::Path(namespace): ::axum::extract::Path<::std::string::String>,), quote!(Some(namespace)), quote!(None)),
-        Shape::Item => (quote!(::axum::extract::Path(name): ::axum::extract::Path<::std::string::String>,), quote!(None), quote!(Some(name))),
+        Shape::NamespacedCollection => {
+            (quote!(::axum::extract::Path(namespace): ::axum::extract::Path<::std::string::String>,), quote!(Some(namespace)), quote!(None))
+        }
+        Shape::Item => {
+            (quote!(::axum::extract::Path(name): ::axum::extract::Path<::std::string::String>,), quote!(None), quote!(Some(name)))
+        }
         Shape::NamespacedItem => (
             quote!(::axum::extract::Path((namespace, name)): ::axum::extract::Path<(::std::string::String, ::std::string::String)>,),
             quote!(Some(namespace)),

@@ -180,7 +180,10 @@ fn resource_types(resource: &Resource, version: &Version) -> TokenStream {
             let (ty, attrs) = if required.contains(json) && !prop.nullable {
                 (ty, quote!(#[serde(rename = #json)]))
             } else {
-                (quote!(::std::option::Option<#ty>), quote!(#[serde(rename = #json, default, skip_serializing_if = "::std::option::Option::is_none")]))
+                (
+                    quote!(::std::option::Option<#ty>),
+                    quote!(#[serde(rename = #json, default, skip_serializing_if = "::std::option::Option::is_none")]),
+                )
             };
             fields.push(quote! { #doc #attrs pub #field: #ty, });
             wire_fields.push(quote! { #attrs #field: &'a #ty, });
@@ -198,7 +201,11 @@ fn resource_types(resource: &Resource, version: &Version) -> TokenStream {
         Scope::Namespaced => quote!(::k8s_openapi::NamespaceResourceScope),
         Scope::Cluster => quote!(::k8s_openapi::ClusterResourceScope),
     };
-    let doc = version.schema.description.clone().unwrap_or_else(|| format!("A `{kind}` of `{api_version}` ({} resource `{plural}`).", resource.scope.as_str()));
+    let doc = version
+        .schema
+        .description
+        .clone()
+        .unwrap_or_else(|| format!("A `{kind}` of `{api_version}` ({} resource `{plural}`).", resource.scope.as_str()));
     let list_doc = format!("A list of `{kind}` objects.");
     let nested = &types.items;
     quote! {

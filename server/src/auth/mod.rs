@@ -370,7 +370,6 @@ fn internal_error(uri: &http::Uri, error: &str) -> Response {
     response
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! DELETE of one object and of a collection. Objects with finalizers are only marked
 //! (`deletionTimestamp`); the last finalizer's removal deletes them (see `write`).
 
-use super::object::{self, metadata_mut, meta_str};
+use super::object::{self, meta_str, metadata_mut};
 use super::write::finalizers;
 use super::{body_encoding, decode_body, read_body, Call};
 use crate::http::{respond, ApiError};
@@ -27,14 +27,17 @@ impl Call {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(json!({}));
         }
-        let encoding = body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
+        let encoding =
+            body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
         let options = decode_body(&bytes, encoding, "DeleteOptions")?;
         if !options.is_object() {
             return Err(ApiError::bad_request("the body of a delete request must be a DeleteOptions object"));
         }
         if let Some(p) = options.get("propagationPolicy").and_then(Value::as_str) {
             if !["Orphan", "Background", "Foreground"].contains(&p) {
-                return Err(ApiError::bad_request(format!("propagationPolicy: Unsupported value: {p:?}: supported values: \"Background\", \"Foreground\", \"Orphan\"")));
+                return Err(ApiError::bad_request(format!(
+                    "propagationPolicy: Unsupported value: {p:?}: supported values: \"Background\", \"Foreground\", \"Orphan\""
+                )));
             }
         }
         Ok(options)

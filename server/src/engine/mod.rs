@@ -178,14 +178,17 @@ impl Call {
             storage::Error::AlreadyExists => ApiError::already_exists(self.group(), self.plural(), name),
             storage::Error::Conflict { .. } => ApiError::stale(self.group(), self.plural(), name),
             storage::Error::Compacted { oldest } => ApiError::expired(format!("too old resource version: (oldest available {oldest})")),
-            storage::Error::FutureRevision { current } => ApiError::new(504, "Timeout", format!("Too large resource version: requested is newer than current {current}")),
+            storage::Error::FutureRevision { current } => {
+                ApiError::new(504, "Timeout", format!("Too large resource version: requested is newer than current {current}"))
+            }
             storage::Error::Unavailable(why) => ApiError::unavailable(format!("storage is unavailable: {why}")),
         }
     }
 
     /// The object as stored, plus its resourceVersion, as the served version.
     fn decode_stored(&self, kv: &storage::KeyValue) -> Result<Value, ApiError> {
-        let mut object: Value = serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(format!("corrupt object at {}: {e}", kv.key)))?;
+        let mut object: Value =
+            serde_json::from_slice(&kv.value).map_err(|e| ApiError::internal(format!("corrupt object at {}: {e}", kv.key)))?;
         object::set_resource_version(&mut object, kv.mod_revision);
         self.to_served_version(&mut object);
         Ok(object)
@@ -231,7 +234,8 @@ impl Call {
 /// Reads a request body up to [`MAX_BODY_BYTES`].
 pub(crate) async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) || e.to_string().contains("length limit");
+        let too_large =
+            std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit")) || e.to_string().contains("length limit");
         if too_large {
             ApiError::too_large(MAX_BODY_BYTES)
         } else {
@@ -255,13 +259,9 @@ pub(crate) fn body_encoding(headers: &HeaderMap) -> Option<Encoding> {
 /// it is public so that the fuzz targets in `fuzz/` exercise the same decoding.
 pub fn decode_body(bytes: &[u8], encoding: Encoding, what: &str) -> Result<Value, ApiError> {
     let parsed: Result<Value, String> = match encoding {
-        Encoding::Json => serde_json::from_slice(bytes).map_err(|e| {
-            if e.is_eof() {
-                "unexpected end of JSON input".to_string()
-            } else {
-                e.to_string()
-            }
-        }),
+        Encoding::Json => {
+            serde_json::from_slice(bytes).map_err(|e| if e.is_eof() { "unexpected end of JSON input".to_string() } else { e.to_string() })
+        }
         Encoding::Yaml => serde_yaml_ng::from_slice(bytes).map_err(|e| e.to_string()),
     };
     match parsed {

@@ -104,7 +104,10 @@ mod tests {
         let mut v = json!({"spec": {"b": 1, "a": [{"z": 1, "y": 2}]}, "metadata": {"uid": "u", "name": "n"}, "apiVersion": "x"});
         canonicalize(&mut v);
         set_resource_version(&mut v, 7);
-        assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"apiVersion":"x","metadata":{"name":"n","resourceVersion":"7","uid":"u"},"spec":{"a":[{"y":2,"z":1}],"b":1}}"#);
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"apiVersion":"x","metadata":{"name":"n","resourceVersion":"7","uid":"u"},"spec":{"a":[{"y":2,"z":1}],"b":1}}"#
+        );
     }
 
     #[test]

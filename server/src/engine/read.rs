@@ -36,14 +36,17 @@ impl ContinueToken {
     /// Decodes the `continue` parameter of a list; the error is kube-apiserver's message.
     pub fn decode(token: &str) -> Result<Self, String> {
         let invalid = |why: String| format!("invalid continue token: continue key is not valid: {why}");
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token.trim_end_matches('='))
-            .map_err(|e| invalid(e.to_string()))?;
+        let bytes =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.trim_end_matches('=')).map_err(|e| invalid(e.to_string()))?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
         if value.get("v").and_then(Value::as_str) != Some("meta.k8s.io/v1") {
             return Err("invalid continue token: continue key is not valid: unrecognized version".into());
         }
-        let revision = value.get("rv").and_then(Value::as_u64).filter(|r| *r > 0).ok_or_else(|| invalid("incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into()))?;
+        let revision = value
+            .get("rv")
+            .and_then(Value::as_u64)
+            .filter(|r| *r > 0)
+            .ok_or_else(|| invalid("incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into()))?;
         let start = value.get("start").and_then(Value::as_str).ok_or_else(|| invalid("no start key".into()))?;
         let after = start.strip_suffix('\u{0}').unwrap_or(start);
         if after.contains("..") || after.starts_with('/') && after.len() == 1 {
@@ -69,10 +72,14 @@ impl Call {
         let kv = match self.read_revision()? {
             // `Exact`: the object as it was at that revision.
             Some((revision, true)) => {
-                let page = self.storage().list(&key, ListOptions { revision: Some(revision), ..Default::default() }).await.map_err(|e| match e {
-                    crate::storage::Error::Compacted { oldest } => ApiError::expired(format!("too old resource version: {revision} ({oldest})")),
-                    other => self.storage_error(other, name),
-                })?;
+                let page = self.storage().list(&key, ListOptions { revision: Some(revision), ..Default::default() }).await.map_err(
+                    |e| match e {
+                        crate::storage::Error::Compacted { oldest } => {
+                            ApiError::expired(format!("too old resource version: {revision} ({oldest})"))
+                        }
+                        other => self.storage_error(other, name),
+                    },
+                )?;
                 page.items.into_iter().find(|kv| kv.key == key)
             }
             // Not older than the revision: the latest is, unless the revision is in the future.
@@ -97,13 +104,24 @@ impl Call {
         let exact = match self.query.get("resourceVersionMatch").filter(|s| !s.is_empty()) {
             None | Some("NotOlderThan") => false,
             Some("Exact") => true,
-            Some(other) => return Err(ApiError::bad_request(format!("resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""))),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+                )))
+            }
         };
         match rv {
-            None if exact => Err(ApiError::bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided")),
+            None if exact => Err(ApiError::bad_request(
+                "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+            )),
             None | Some("0") if !exact => Ok(None),
-            Some("0") => Err(ApiError::bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")),
-            Some(rv) => rv.parse::<Revision>().map(|r| Some((r, exact))).map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}"))),
+            Some("0") => Err(ApiError::bad_request(
+                "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            )),
+            Some(rv) => rv
+                .parse::<Revision>()
+                .map(|r| Some((r, exact)))
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}"))),
             None => Ok(None),
         }
     }
@@ -111,8 +129,12 @@ impl Call {
     pub(super) fn selectors(&self) -> Result<(LabelSelector, FieldSelector), ApiError> {
         let labels = LabelSelector::parse(self.query.get("labelSelector").unwrap_or("")).map_err(ApiError::bad_request)?;
         let resource = self.endpoint.resource();
-        let fields = FieldSelector::parse(self.query.get("fieldSelector").unwrap_or(""), resource.namespaced(), &self.endpoint.version().selectable_fields)
-            .map_err(ApiError::bad_request)?;
+        let fields = FieldSelector::parse(
+            self.query.get("fieldSelector").unwrap_or(""),
+            resource.namespaced(),
+            &self.endpoint.version().selectable_fields,
+        )
+        .map_err(ApiError::bad_request)?;
         Ok((labels, fields))
     }
 
@@ -146,10 +168,22 @@ impl Call {
             match (rv_match, parsed) {
                 (None, _) => {}
                 (Some("Exact"), Some(rv)) if rv > 0 => revision = Some(rv),
-                (Some("Exact"), _) => return Err(ApiError::bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")),
+                (Some("Exact"), _) => {
+                    return Err(ApiError::bad_request(
+                        "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                    ))
+                }
                 (Some("NotOlderThan"), Some(_)) => {}
-                (Some("NotOlderThan"), None) => return Err(ApiError::bad_request("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided")),
-                (Some(other), _) => return Err(ApiError::bad_request(format!("resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""))),
+                (Some("NotOlderThan"), None) => {
+                    return Err(ApiError::bad_request(
+                        "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+                    ))
+                }
+                (Some(other), _) => {
+                    return Err(ApiError::bad_request(format!(
+                        "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+                    )))
+                }
             }
             if let (Some(rv), None) = (parsed, revision) {
                 let current = self.storage().current_revision().await.map_err(|e| self.storage_error(e, ""))?;
@@ -172,7 +206,9 @@ impl Call {
                 .await
                 .map_err(|e| match e {
                     crate::storage::Error::Compacted { .. } if self.query.get("continue").is_some() => ApiError::expired(CONTINUE_EXPIRED),
-                    crate::storage::Error::Compacted { oldest } => ApiError::expired(format!("too old resource version: {} ({oldest})", revision.unwrap_or(0))),
+                    crate::storage::Error::Compacted { oldest } => {
+                        ApiError::expired(format!("too old resource version: {} ({oldest})", revision.unwrap_or(0)))
+                    }
                     other => self.storage_error(other, ""),
                 })?;
             snapshot = Some(page.revision);

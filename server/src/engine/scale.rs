@@ -85,7 +85,8 @@ impl Call {
         let put_body = match &patch_doc {
             Some(_) => None,
             None => {
-                let encoding = body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
+                let encoding = body_encoding(&self.headers)
+                    .ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
                 Some(decode_body(&bytes, encoding, "Scale")?)
             }
         };
@@ -107,7 +108,8 @@ impl Call {
                 Some(Value::Number(n)) if n.as_i64().is_some_and(|r| (0..=i32::MAX as i64).contains(&r)) => n.as_i64().unwrap_or(0),
                 other => {
                     let shown = other.map(|v| v.to_string()).unwrap_or_else(|| "null".into());
-                    let error = FieldError::new(FieldErrorKind::Invalid, "spec.replicas", Some(shown), "must be greater than or equal to 0");
+                    let error =
+                        FieldError::new(FieldErrorKind::Invalid, "spec.replicas", Some(shown), "must be greater than or equal to 0");
                     return Err(ApiError::invalid("autoscaling", "Scale", &name, &[error]));
                 }
             };
@@ -128,7 +130,11 @@ mod tests {
 
     #[test]
     fn scale_view_and_write_back() {
-        let scale = Scale { spec_replicas_path: ".spec.replicas".into(), status_replicas_path: ".status.replicas".into(), label_selector_path: Some(".status.selector".into()) };
+        let scale = Scale {
+            spec_replicas_path: ".spec.replicas".into(),
+            status_replicas_path: ".status.replicas".into(),
+            label_selector_path: Some(".status.selector".into()),
+        };
         let mut object = json!({"metadata": {"name": "a", "namespace": "n", "resourceVersion": "3", "labels": {"x": "y"}}, "spec": {"replicas": 2}, "status": {"replicas": 1, "selector": "app=a"}});
         assert_eq!(
             to_scale(&object, &scale),

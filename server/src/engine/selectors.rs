@@ -54,7 +54,11 @@ fn check_value(value: &str) -> Result<String, String> {
 }
 
 fn parse_set(rest: &str) -> Result<Vec<String>, String> {
-    let inner = rest.trim().strip_prefix('(').and_then(|r| r.strip_suffix(')')).ok_or_else(|| format!("unable to parse requirement: found '{}', expected: '('", rest.trim()))?;
+    let inner = rest
+        .trim()
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(|| format!("unable to parse requirement: found '{}', expected: '('", rest.trim()))?;
     inner.split(',').map(|v| check_value(v.trim())).collect()
 }
 

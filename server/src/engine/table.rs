@@ -25,7 +25,9 @@ impl IncludeObject {
             None | Some("") | Some("Metadata") => Ok(IncludeObject::Metadata),
             Some("None") => Ok(IncludeObject::None),
             Some("Object") => Ok(IncludeObject::Object),
-            Some(other) => Err(format!("includeObject: Unsupported value: {other:?}: supported values: \"Metadata\", \"None\", \"Object\"")),
+            Some(other) => {
+                Err(format!("includeObject: Unsupported value: {other:?}: supported values: \"Metadata\", \"None\", \"Object\""))
+            }
         }
     }
 }
@@ -38,8 +40,13 @@ pub fn column_definitions(endpoint: &Endpoint) -> Vec<Value> {
         columns.push(json!({"name": "Age", "type": "date", "format": "", "description": "Custom resource definition column (in JSONPath format): .metadata.creationTimestamp", "priority": 0}));
     }
     for c in printer_columns {
-        let description = if c.description.is_empty() { format!("Custom resource definition column (in JSONPath format): {}", c.json_path) } else { c.description.clone() };
-        columns.push(json!({"name": c.name, "type": c.column_type, "format": c.format, "description": description, "priority": c.priority}));
+        let description = if c.description.is_empty() {
+            format!("Custom resource definition column (in JSONPath format): {}", c.json_path)
+        } else {
+            c.description.clone()
+        };
+        columns
+            .push(json!({"name": c.name, "type": c.column_type, "format": c.format, "description": description, "priority": c.priority}));
     }
     columns
 }
@@ -79,8 +86,21 @@ pub fn table(endpoint: &Endpoint, rows: Vec<Value>, list_meta: Value, beta: bool
 /// Fields of ObjectMeta in Go's struct order, which kube-apiserver uses when it writes typed
 /// metadata (PartialObjectMetadata), unlike the sorted keys of the custom resource itself.
 const META_ORDER: &[&str] = &[
-    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
-    "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers", "managedFields",
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
 ];
 
 /// Fields of a managedFields entry in Go's struct order.
@@ -118,7 +138,9 @@ fn cell(column_type: &str, value: Value, now: chrono::DateTime<chrono::Utc>) -> 
     match (column_type, value) {
         (_, Value::Null) => Value::Null,
         ("string", v) => Value::String(go_print(&v)),
-        ("integer", Value::Number(n)) => n.as_i64().map(Value::from).or_else(|| n.as_f64().map(|f| Value::from(f as i64))).unwrap_or(Value::Null),
+        ("integer", Value::Number(n)) => {
+            n.as_i64().map(Value::from).or_else(|| n.as_f64().map(|f| Value::from(f as i64))).unwrap_or(Value::Null)
+        }
         ("number", Value::Number(n)) => n.as_f64().map(Value::from).unwrap_or(Value::Null),
         ("boolean", v @ Value::Bool(_)) => v,
         ("date", v) => age_cell(&v, now),

@@ -18,8 +18,21 @@ pub struct Outcome {
 
 /// Fields of `metadata` (ObjectMeta). Anything else there is unknown.
 const OBJECT_META_FIELDS: &[&str] = &[
-    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
-    "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers", "managedFields",
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
 ];
 
 /// Prunes unknown fields from `object` (recording them) and validates it against `schema`.
@@ -69,7 +82,12 @@ fn show(v: &Value) -> String {
 
 fn type_error(out: &mut Outcome, path: &str, want: &str, v: &Value) {
     let got = type_name(v);
-    out.errors.push(FieldError::new(FieldErrorKind::TypeInvalid, path, Some(format!("{got:?}")), format!("{path} in body must be of type {want}: {got:?}")));
+    out.errors.push(FieldError::new(
+        FieldErrorKind::TypeInvalid,
+        path,
+        Some(format!("{got:?}")),
+        format!("{path} in body must be of type {want}: {got:?}"),
+    ));
 }
 
 fn walk(value: &mut Value, schema: &Schema, path: &str, root: bool, out: &mut Outcome) {
@@ -112,7 +130,12 @@ fn walk(value: &mut Value, schema: &Schema, path: &str, root: bool, out: &mut Ou
             if *embedded_resource && !*preserve_unknown_fields {
                 for field in ["apiVersion", "kind"] {
                     if map.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
-                        out.errors.push(FieldError::new(FieldErrorKind::Required, join(path, field), None, format!("{field} must not be empty")));
+                        out.errors.push(FieldError::new(
+                            FieldErrorKind::Required,
+                            join(path, field),
+                            None,
+                            format!("{field} must not be empty"),
+                        ));
                     }
                 }
             }
@@ -141,12 +164,22 @@ fn walk(value: &mut Value, schema: &Schema, path: &str, root: bool, out: &mut Ou
             uniqueness(list, *list_type, list_map_keys, path, out);
             if let Some(max) = schema.bounds.max_items {
                 if list.len() as u64 > max {
-                    out.errors.push(FieldError::new(FieldErrorKind::TooMany, path, Some(list.len().to_string()), format!("must have at most {max} items")));
+                    out.errors.push(FieldError::new(
+                        FieldErrorKind::TooMany,
+                        path,
+                        Some(list.len().to_string()),
+                        format!("must have at most {max} items"),
+                    ));
                 }
             }
             if let Some(min) = schema.bounds.min_items {
                 if (list.len() as u64) < min {
-                    out.errors.push(FieldError::new(FieldErrorKind::Invalid, path, Some(list.len().to_string()), format!("{path} in body should have at least {min} items")));
+                    out.errors.push(FieldError::new(
+                        FieldErrorKind::Invalid,
+                        path,
+                        Some(list.len().to_string()),
+                        format!("{path} in body should have at least {min} items"),
+                    ));
                 }
             }
         }
@@ -191,18 +224,33 @@ fn string_checks(s: &str, schema: &Schema, path: &str, out: &mut Outcome) {
     }
     if let Some(min) = schema.bounds.min_length {
         if len < min {
-            out.errors.push(FieldError::new(FieldErrorKind::Invalid, path, Some(format!("{s:?}")), format!("{path} in body should be at least {min} chars long")));
+            out.errors.push(FieldError::new(
+                FieldErrorKind::Invalid,
+                path,
+                Some(format!("{s:?}")),
+                format!("{path} in body should be at least {min} chars long"),
+            ));
         }
     }
     if let Some(pattern) = &schema.bounds.pattern {
         // Patterns were checked to compile when the spec was built.
         if regex::Regex::new(pattern).is_ok_and(|re| !re.is_match(s)) {
-            out.errors.push(FieldError::new(FieldErrorKind::Invalid, path, Some(format!("{s:?}")), format!("{path} in body should match '{pattern}'")));
+            out.errors.push(FieldError::new(
+                FieldErrorKind::Invalid,
+                path,
+                Some(format!("{s:?}")),
+                format!("{path} in body should match '{pattern}'"),
+            ));
         }
     }
     if let Some(format) = &schema.format {
         if !format_ok(format, s) {
-            out.errors.push(FieldError::new(FieldErrorKind::Invalid, path, Some(format!("{s:?}")), format!("{path} in body must be of type {format}: {s:?}")));
+            out.errors.push(FieldError::new(
+                FieldErrorKind::Invalid,
+                path,
+                Some(format!("{s:?}")),
+                format!("{path} in body must be of type {format}: {s:?}"),
+            ));
         }
     }
 }
@@ -225,18 +273,33 @@ fn number_checks(v: &Value, schema: &Schema, path: &str, out: &mut Outcome) {
     if let Some(max) = b.maximum {
         if n > max || (b.exclusive_maximum && n == max) {
             let op = if b.exclusive_maximum { "less than" } else { "less than or equal to" };
-            out.errors.push(FieldError::new(FieldErrorKind::Invalid, path, Some(v.to_string()), format!("{path} in body should be {op} {max}")));
+            out.errors.push(FieldError::new(
+                FieldErrorKind::Invalid,
+                path,
+                Some(v.to_string()),
+                format!("{path} in body should be {op} {max}"),
+            ));
         }
     }
     if let Some(min) = b.minimum {
         if n < min || (b.exclusive_minimum && n == min) {
             let op = if b.exclusive_minimum { "greater than" } else { "greater than or equal to" };
-            out.errors.push(FieldError::new(FieldErrorKind::Invalid, path, Some(v.to_string()), format!("{path} in body should be {op} {min}")));
+            out.errors.push(FieldError::new(
+                FieldErrorKind::Invalid,
+                path,
+                Some(v.to_string()),
+                format!("{path} in body should be {op} {min}"),
+            ));
         }
     }
     if let Some(m) = b.multiple_of {
         if m != 0.0 && (n / m).fract() != 0.0 {
-            out.errors.push(FieldError::new(FieldErrorKind::Invalid, path, Some(v.to_string()), format!("{path} in body should be a multiple of {m}")));
+            out.errors.push(FieldError::new(
+                FieldErrorKind::Invalid,
+                path,
+                Some(v.to_string()),
+                format!("{path} in body should be a multiple of {m}"),
+            ));
         }
     }
 }
@@ -244,12 +307,22 @@ fn number_checks(v: &Value, schema: &Schema, path: &str, out: &mut Outcome) {
 fn bounds_object(map: &Map<String, Value>, schema: &Schema, path: &str, out: &mut Outcome) {
     if let Some(max) = schema.bounds.max_properties {
         if map.len() as u64 > max {
-            out.errors.push(FieldError::new(FieldErrorKind::TooMany, path, Some(map.len().to_string()), format!("must have at most {max} items")));
+            out.errors.push(FieldError::new(
+                FieldErrorKind::TooMany,
+                path,
+                Some(map.len().to_string()),
+                format!("must have at most {max} items"),
+            ));
         }
     }
     if let Some(min) = schema.bounds.min_properties {
         if (map.len() as u64) < min {
-            out.errors.push(FieldError::new(FieldErrorKind::Invalid, path, Some(map.len().to_string()), format!("{path} in body should have at least {min} properties")));
+            out.errors.push(FieldError::new(
+                FieldErrorKind::Invalid,
+                path,
+                Some(map.len().to_string()),
+                format!("{path} in body should have at least {min} properties"),
+            ));
         }
     }
 }
@@ -266,10 +339,16 @@ fn uniqueness(list: &[Value], list_type: Option<ListType>, keys: &[String], path
         }
         Some(ListType::Map) => {
             for (i, item) in list.iter().enumerate() {
-                let key: String = keys.iter().map(|k| item.get(k).map(|v| v.to_string()).unwrap_or_default()).collect::<Vec<_>>().join("\u{0}");
+                let key: String =
+                    keys.iter().map(|k| item.get(k).map(|v| v.to_string()).unwrap_or_default()).collect::<Vec<_>>().join("\u{0}");
                 if !seen.insert(key) {
                     let shown: Vec<String> = keys.iter().map(|k| format!("{k:?}:{}", item.get(k).map(show).unwrap_or_default())).collect();
-                    out.errors.push(FieldError::new(FieldErrorKind::Duplicate, format!("{path}[{i}]"), Some(format!("map[string]interface {{}}{{{}}}", shown.join(", "))), ""));
+                    out.errors.push(FieldError::new(
+                        FieldErrorKind::Duplicate,
+                        format!("{path}[{i}]"),
+                        Some(format!("map[string]interface {{}}{{{}}}", shown.join(", "))),
+                        "",
+                    ));
                 }
             }
         }
@@ -304,7 +383,12 @@ pub fn validate_metadata(object: &Value, namespaced: bool) -> Vec<FieldError> {
             errors.push(FieldError::new(FieldErrorKind::Invalid, "metadata.name", Some(format!("{name:?}")), SUBDOMAIN_MESSAGE));
         }
         if name.len() > 253 {
-            errors.push(FieldError::new(FieldErrorKind::Invalid, "metadata.name", Some(format!("{name:?}")), "must be no more than 253 characters"));
+            errors.push(FieldError::new(
+                FieldErrorKind::Invalid,
+                "metadata.name",
+                Some(format!("{name:?}")),
+                "must be no more than 253 characters",
+            ));
         }
     }
     let _ = namespaced;
@@ -333,12 +417,22 @@ pub fn validate_metadata(object: &Value, namespaced: bool) -> Vec<FieldError> {
                         errors.push(FieldError::new(FieldErrorKind::Invalid, "metadata.annotations", Some(format!("{k:?}")), "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"));
                     }
                     if !v.is_string() {
-                        errors.push(FieldError::new(FieldErrorKind::TypeInvalid, format!("metadata.annotations[{k}]"), Some(show(v)), "must be a string"));
+                        errors.push(FieldError::new(
+                            FieldErrorKind::TypeInvalid,
+                            format!("metadata.annotations[{k}]"),
+                            Some(show(v)),
+                            "must be a string",
+                        ));
                     }
                 }
                 let total: usize = map.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum();
                 if total > 256 * 1024 {
-                    errors.push(FieldError::new(FieldErrorKind::TooLong, "metadata.annotations", None, "may not be more than 262144 bytes"));
+                    errors.push(FieldError::new(
+                        FieldErrorKind::TooLong,
+                        "metadata.annotations",
+                        None,
+                        "may not be more than 262144 bytes",
+                    ));
                 }
             }
             Value::Null => {}

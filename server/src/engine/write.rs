@@ -1,7 +1,7 @@
 //! Create, update (PUT) and patch, sharing one admission path: decode, check identity, prune and
 //! validate against the schema, set server-owned metadata, store with optimistic concurrency.
 
-use super::object::{self, metadata_mut, meta_str};
+use super::object::{self, meta_str, metadata_mut};
 use super::validation::{prune_and_validate, validate_metadata};
 use super::{body_encoding, decode_body, read_body, Call};
 use crate::fieldmanager::{self, FieldManager, WriteOptions};
@@ -32,7 +32,9 @@ impl FieldValidation {
             None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
             Some("Ignore") => Ok(FieldValidation::Ignore),
             Some("Strict") => Ok(FieldValidation::Strict),
-            Some(other) => Err(ApiError::bad_request(format!("fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""))),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
+            ))),
         }
     }
 }
@@ -67,17 +69,24 @@ impl Call {
     /// `Strict` they fail the request.
     async fn read_object(&self, body: Body, validation: FieldValidation) -> Result<(Value, Vec<String>), ApiError> {
         let kind = self.kind();
-        let encoding = body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
+        let encoding =
+            body_encoding(&self.headers).ok_or_else(|| ApiError::unsupported_media_type(&["application/json", "application/yaml"]))?;
         let bytes = read_body(body).await?;
         let object = decode_body(&bytes, encoding, kind)?;
         let object = self.check_type(object)?;
         let duplicates = match (encoding, validation) {
-            (crate::http::negotiate::Encoding::Json, FieldValidation::Strict | FieldValidation::Warn) => super::duplicates::duplicate_fields(&bytes),
+            (crate::http::negotiate::Encoding::Json, FieldValidation::Strict | FieldValidation::Warn) => {
+                super::duplicates::duplicate_fields(&bytes)
+            }
             _ => Vec::new(),
         };
         let messages: Vec<String> = duplicates.iter().map(|f| format!("duplicate field {f:?}")).collect();
         if validation == FieldValidation::Strict && !messages.is_empty() {
-            return Err(ApiError::bad_request(format!("{kind} in version {:?} cannot be handled as a {kind}: strict decoding error: {}", self.endpoint.version, messages.join(", "))));
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version {:?} cannot be handled as a {kind}: strict decoding error: {}",
+                self.endpoint.version,
+                messages.join(", ")
+            )));
         }
         Ok((object, messages))
     }
@@ -91,10 +100,16 @@ impl Call {
         let body_kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
         let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
         if body_kind.is_empty() {
-            return Err(ApiError::bad_request(format!("Object 'Kind' is missing in '{}'", serde_json::to_string(&object).unwrap_or_default())));
+            return Err(ApiError::bad_request(format!(
+                "Object 'Kind' is missing in '{}'",
+                serde_json::to_string(&object).unwrap_or_default()
+            )));
         }
         if api_version.is_empty() {
-            return Err(ApiError::bad_request(format!("Object 'apiVersion' is missing in '{}'", serde_json::to_string(&object).unwrap_or_default())));
+            return Err(ApiError::bad_request(format!(
+                "Object 'apiVersion' is missing in '{}'",
+                serde_json::to_string(&object).unwrap_or_default()
+            )));
         }
         if api_version != self.endpoint.api_version() {
             return Err(ApiError::bad_request(format!(
@@ -119,7 +134,9 @@ impl Call {
                     meta.insert("namespace".into(), Value::String(ns.to_string()));
                 }
                 Some(body_ns) if body_ns != ns => {
-                    return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
                 }
                 Some(_) => {}
             },
@@ -142,7 +159,10 @@ impl Call {
                 FieldValidation::Strict => {
                     let kind = self.kind();
                     let fields = outcome.unknown.iter().map(|f| format!("unknown field {f:?}")).collect::<Vec<_>>().join(", ");
-                    return Err(ApiError::bad_request(format!("{kind} in version {:?} cannot be handled as a {kind}: strict decoding error: {fields}", self.endpoint.version)));
+                    return Err(ApiError::bad_request(format!(
+                        "{kind} in version {:?} cannot be handled as a {kind}: strict decoding error: {fields}",
+                        self.endpoint.version
+                    )));
                 }
                 FieldValidation::Warn => warnings.extend(outcome.unknown.iter().map(|f| format!("unknown field {f:?}"))),
                 FieldValidation::Ignore => {}
@@ -176,7 +196,14 @@ impl Call {
     }
 
     /// Creates `object`: the body of a POST, or what an apply to a missing object produced.
-    async fn create_object(&self, mut object: Value, negotiated: Negotiated, dry_run: bool, validation: FieldValidation, tracking: Tracking) -> Result<Response, ApiError> {
+    async fn create_object(
+        &self,
+        mut object: Value,
+        negotiated: Negotiated,
+        dry_run: bool,
+        validation: FieldValidation,
+        tracking: Tracking,
+    ) -> Result<Response, ApiError> {
         self.check_namespace(&mut object)?;
         let generate = {
             let meta = metadata_mut(&mut object);
@@ -255,7 +282,9 @@ impl Call {
             }
             match self.store_update(object.clone(), &current, validation, dry_run).await {
                 Err(UpdateError::Conflict) if precondition.is_none() && tries < UPDATE_RETRIES => tries += 1,
-                Err(UpdateError::Conflict) => return Err(ApiError::stale(self.group(), self.plural(), self.name.as_deref().unwrap_or_default())),
+                Err(UpdateError::Conflict) => {
+                    return Err(ApiError::stale(self.group(), self.plural(), self.name.as_deref().unwrap_or_default()))
+                }
                 Err(UpdateError::Api(e)) => return Err(e),
                 Ok((stored, mut warnings)) => {
                     warnings.extend(duplicates);
@@ -273,7 +302,10 @@ impl Call {
         let patch_type = PatchType::from_content_type(content_type).ok_or_else(|| ApiError::unsupported_media_type(PatchType::ACCEPTED))?;
         let bytes = read_body(body).await?;
         let apply = patch_type == PatchType::Apply;
-        fieldmanager::validate_options(WriteOptions::Patch { apply, force_given: self.query.get("force").is_some() }, self.query.get("fieldManager"))?;
+        fieldmanager::validate_options(
+            WriteOptions::Patch { apply, force_given: self.query.get("force").is_some() },
+            self.query.get("fieldManager"),
+        )?;
         let patch_doc = patch::parse(patch_type, &bytes)?;
         let schema = &self.endpoint.version().schema;
         let tracking = if apply { Tracking::Applied } else { Tracking::Update };
@@ -281,18 +313,25 @@ impl Call {
         loop {
             let current = match self.current().await {
                 // An apply creates what does not exist (not through a subresource).
-                Err(e) if apply && e.code == 404 && self.subresource.is_none() => match self.create_by_apply(&patch_doc, negotiated, dry_run, validation).await {
-                    Err(e) if e.reason == "AlreadyExists" && tries < UPDATE_RETRIES => {
-                        tries += 1;
-                        continue;
+                Err(e) if apply && e.code == 404 && self.subresource.is_none() => {
+                    match self.create_by_apply(&patch_doc, negotiated, dry_run, validation).await {
+                        Err(e) if e.reason == "AlreadyExists" && tries < UPDATE_RETRIES => {
+                            tries += 1;
+                            continue;
+                        }
+                        other => return other,
                     }
-                    other => return other,
-                },
+                }
                 other => other?,
             };
             let current_object = self.decode_stored(&current)?;
             let patched = match &patch_doc {
-                PatchDocument::Object(config) if apply => self.field_manager().apply(Some(&current_object), config, self.query.get("fieldManager").unwrap_or_default(), self.query.flag("force"))?,
+                PatchDocument::Object(config) if apply => self.field_manager().apply(
+                    Some(&current_object),
+                    config,
+                    self.query.get("fieldManager").unwrap_or_default(),
+                    self.query.flag("force"),
+                )?,
                 _ => patch::apply(patch_type, &current_object, &patch_doc, schema)?,
             };
             let patched = self.check_type(patched)?;
@@ -308,7 +347,9 @@ impl Call {
             }
             match self.store_update_tracked(patched, &current, validation, dry_run, tracking).await {
                 Err(UpdateError::Conflict) if tries < UPDATE_RETRIES => tries += 1,
-                Err(UpdateError::Conflict) => return Err(ApiError::stale(self.group(), self.plural(), self.name.as_deref().unwrap_or_default())),
+                Err(UpdateError::Conflict) => {
+                    return Err(ApiError::stale(self.group(), self.plural(), self.name.as_deref().unwrap_or_default()))
+                }
                 Err(UpdateError::Api(e)) => return Err(e),
                 Ok((stored, warnings)) => return Ok(with_warnings(self.render_object(StatusCode::OK, &stored, negotiated)?, &warnings)),
             }
@@ -327,7 +368,13 @@ impl Call {
 
     /// Field management for writes through this endpoint.
     fn field_manager(&self) -> FieldManager<'static> {
-        FieldManager::new(&self.endpoint.version().schema, &self.endpoint.api_version(), self.kind(), self.subresource, self.has_status_subresource())
+        FieldManager::new(
+            &self.endpoint.version().schema,
+            &self.endpoint.api_version(),
+            self.kind(),
+            self.subresource,
+            self.has_status_subresource(),
+        )
     }
 
     /// The manager of an ordinary write: `fieldManager`, else the User-Agent's program name.
@@ -338,11 +385,18 @@ impl Call {
 
     /// Applies to an object that does not exist: the configuration merged into nothing is
     /// created (201).
-    async fn create_by_apply(&self, patch_doc: &PatchDocument, negotiated: Negotiated, dry_run: bool, validation: FieldValidation) -> Result<Response, ApiError> {
+    async fn create_by_apply(
+        &self,
+        patch_doc: &PatchDocument,
+        negotiated: Negotiated,
+        dry_run: bool,
+        validation: FieldValidation,
+    ) -> Result<Response, ApiError> {
         let PatchDocument::Object(config) = patch_doc else {
             return Err(ApiError::internal("apply patch is not an object"));
         };
-        let object = self.field_manager().apply(None, config, self.query.get("fieldManager").unwrap_or_default(), self.query.flag("force"))?;
+        let object =
+            self.field_manager().apply(None, config, self.query.get("fieldManager").unwrap_or_default(), self.query.flag("force"))?;
         let object = self.check_type(object)?;
         self.check_name(&object)?;
         self.create_object(object, negotiated, dry_run, validation, Tracking::Applied).await
@@ -352,19 +406,34 @@ impl Call {
         let url_name = self.name.as_deref().unwrap_or_default();
         let body_name = meta_str(object, "name").unwrap_or("");
         if body_name != url_name {
-            return Err(ApiError::bad_request(format!("the name of the object ({body_name}) does not match the name on the URL ({url_name})")));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({url_name})"
+            )));
         }
         Ok(())
     }
 
     /// Carries server-owned fields over from the stored object, admits the result and writes it
     /// with a compare-and-swap on the stored revision.
-    pub(super) async fn store_update(&self, object: Value, current: &KeyValue, validation: FieldValidation, dry_run: bool) -> Result<(Value, Vec<String>), UpdateError> {
+    pub(super) async fn store_update(
+        &self,
+        object: Value,
+        current: &KeyValue,
+        validation: FieldValidation,
+        dry_run: bool,
+    ) -> Result<(Value, Vec<String>), UpdateError> {
         self.store_update_tracked(object, current, validation, dry_run, Tracking::Update).await
     }
 
     /// [`Self::store_update`], recording the write in managedFields as `tracking` says.
-    async fn store_update_tracked(&self, mut object: Value, current: &KeyValue, validation: FieldValidation, dry_run: bool, tracking: Tracking) -> Result<(Value, Vec<String>), UpdateError> {
+    async fn store_update_tracked(
+        &self,
+        mut object: Value,
+        current: &KeyValue,
+        validation: FieldValidation,
+        dry_run: bool,
+        tracking: Tracking,
+    ) -> Result<(Value, Vec<String>), UpdateError> {
         let old = self.decode_stored(current).map_err(UpdateError::Api)?;
         // An apply's managedFields must survive the status reset below.
         let applied_fields = (tracking == Tracking::Applied).then(|| object.get("metadata").and_then(|m| m.get("managedFields")).cloned());
@@ -402,7 +471,12 @@ impl Call {
             let old_finalizers = finalizers(&old);
             let added: Vec<String> = finalizers(&object).into_iter().filter(|f| !old_finalizers.contains(f)).collect();
             if !added.is_empty() {
-                let error = FieldError::new(FieldErrorKind::Forbidden, "metadata.finalizers", None, format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"));
+                let error = FieldError::new(
+                    FieldErrorKind::Forbidden,
+                    "metadata.finalizers",
+                    None,
+                    format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
+                );
                 let name = self.name.clone().unwrap_or_default();
                 return Err(UpdateError::Api(ApiError::invalid(self.group(), self.kind(), &name, &[error])));
             }

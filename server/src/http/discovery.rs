@@ -81,7 +81,9 @@ fn discovery_format(request: &Request) -> Option<DiscoveryFormat> {
         match (range.param("as"), range.param("g"), range.param("v")) {
             (None, _, _) => return Some(DiscoveryFormat::Plain),
             (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2")) => return Some(DiscoveryFormat::Aggregated("v2")),
-            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2beta1")) => return Some(DiscoveryFormat::Aggregated("v2beta1")),
+            (Some("APIGroupDiscoveryList"), Some("apidiscovery.k8s.io"), Some("v2beta1")) => {
+                return Some(DiscoveryFormat::Aggregated("v2beta1"))
+            }
             _ => continue,
         }
     }
@@ -127,7 +129,9 @@ async fn api(request: Request) -> Response {
             let body = serde_json::json!({"kind": "APIGroupDiscoveryList", "apiVersion": format!("apidiscovery.k8s.io/{v}"), "metadata": {}, "items": []});
             aggregated_response(v, serde_json::to_vec(&body).expect("serializes"), &request)
         }
-        Some(DiscoveryFormat::Plain) => bytes_response(StatusCode::OK, br#"{"kind":"APIVersions","versions":[]}"#.to_vec(), "application/json"),
+        Some(DiscoveryFormat::Plain) => {
+            bytes_response(StatusCode::OK, br#"{"kind":"APIVersions","versions":[]}"#.to_vec(), "application/json")
+        }
         None => not_acceptable_discovery(),
     }
 }
@@ -166,7 +170,8 @@ async fn api_resource_list(Path((group, version)): Path<(String, String)>) -> Re
 /// `/openapi/v2`: protobuf when asked for (kubectl 1.27/1.28 only ask for that), else JSON.
 async fn openapi_v2(request: Request) -> Response {
     let accept = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let wants_protobuf = parse_media_ranges(accept).iter().any(|r| r.kind == "application" && r.subtype.starts_with("com.github.proto-openapi.spec.v2"));
+    let wants_protobuf =
+        parse_media_ranges(accept).iter().any(|r| r.kind == "application" && r.subtype.starts_with("com.github.proto-openapi.spec.v2"));
     let Some(json) = compact("openapi/v2.json") else { return ApiError::internal("missing OpenAPI v2").into_response() };
     let etag = format!("\"{}\"", etag_of(&json));
     if if_none_match(&request, &etag) {

@@ -145,8 +145,14 @@ mod tests {
         let table = Negotiated { encoding: Encoding::Json, shape: Shape::Table { beta: false } };
         let json = Negotiated { encoding: Encoding::Json, shape: Shape::Object };
         let cases = [
-            ("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json", Some(table)),
-            ("application/json;as=Table;v=v1beta1;g=meta.k8s.io", Some(Negotiated { encoding: Encoding::Json, shape: Shape::Table { beta: true } })),
+            (
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json",
+                Some(table),
+            ),
+            (
+                "application/json;as=Table;v=v1beta1;g=meta.k8s.io",
+                Some(Negotiated { encoding: Encoding::Json, shape: Shape::Table { beta: true } }),
+            ),
             ("application/json", Some(json)),
             ("application/vnd.kubernetes.protobuf,application/json", Some(json)),
             ("application/vnd.kubernetes.protobuf", None),

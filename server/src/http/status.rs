@@ -88,12 +88,14 @@ impl ApiError {
 
     /// 404 NotFound for an object, e.g. `foos.hello.zeng.dev "x" not found`.
     pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(plural, group))).with_details(object_details(name, group, plural))
+        Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(plural, group)))
+            .with_details(object_details(name, group, plural))
     }
 
     /// 409 AlreadyExists.
     pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(plural, group))).with_details(object_details(name, group, plural))
+        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(plural, group)))
+            .with_details(object_details(name, group, plural))
     }
 
     /// 409 Conflict, `Operation cannot be fulfilled on <what> "<name>": <why>`. `what` is the
@@ -114,7 +116,8 @@ impl ApiError {
             [one] => one.to_string(),
             many => format!("[{}]", many.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")),
         };
-        let causes = errors.iter().map(|e| Cause { reason: e.kind.reason().into(), message: e.detail_message(), field: e.field.clone() }).collect();
+        let causes =
+            errors.iter().map(|e| Cause { reason: e.kind.reason().into(), message: e.detail_message(), field: e.field.clone() }).collect();
         Self::new(422, "Invalid", format!("{} \"{name}\" is invalid: {summary}", qualified(kind, group)))
             .with_details(Details { causes, ..object_details(name, group, kind) })
     }
@@ -127,7 +130,11 @@ impl ApiError {
 
     /// 415 UnsupportedMediaType listing what is accepted.
     pub fn unsupported_media_type(accepted: &[&str]) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: {}", accepted.join(", ")))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: {}", accepted.join(", ")),
+        )
     }
 
     /// 406 NotAcceptable.
@@ -149,7 +156,11 @@ impl ApiError {
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
         Self::new(500, "InternalError", "Internal error occurred: the server could not complete the request").with_details(Details {
-            causes: vec![Cause { reason: "UnexpectedServerResponse".into(), message: "the server could not complete the request".into(), field: String::new() }],
+            causes: vec![Cause {
+                reason: "UnexpectedServerResponse".into(),
+                message: "the server could not complete the request".into(),
+                field: String::new(),
+            }],
             ..Details::default()
         })
     }
@@ -299,13 +310,24 @@ mod tests {
     #[test]
     fn not_found_matches_kube_apiserver() {
         let body = serde_json::to_string(&ApiError::not_found("hello.zeng.dev", "foos", "missing").body()).unwrap();
-        assert_eq!(body, r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"foos.hello.zeng.dev \"missing\" not found","reason":"NotFound","details":{"name":"missing","group":"hello.zeng.dev","kind":"foos"},"code":404}"#);
+        assert_eq!(
+            body,
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"foos.hello.zeng.dev \"missing\" not found","reason":"NotFound","details":{"name":"missing","group":"hello.zeng.dev","kind":"foos"},"code":404}"#
+        );
     }
 
     #[test]
     fn invalid_matches_kube_apiserver() {
-        let e = FieldError::new(FieldErrorKind::TypeInvalid, "spec.msg", Some("\"integer\"".into()), "spec.msg in body must be of type string: \"integer\"");
+        let e = FieldError::new(
+            FieldErrorKind::TypeInvalid,
+            "spec.msg",
+            Some("\"integer\"".into()),
+            "spec.msg in body must be of type string: \"integer\"",
+        );
         let body = serde_json::to_string(&ApiError::invalid("hello.zeng.dev", "Foo", "bad-type", &[e]).body()).unwrap();
-        assert_eq!(body, r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Foo.hello.zeng.dev \"bad-type\" is invalid: spec.msg: Invalid value: \"integer\": spec.msg in body must be of type string: \"integer\"","reason":"Invalid","details":{"name":"bad-type","group":"hello.zeng.dev","kind":"Foo","causes":[{"reason":"FieldValueTypeInvalid","message":"Invalid value: \"integer\": spec.msg in body must be of type string: \"integer\"","field":"spec.msg"}]},"code":422}"#);
+        assert_eq!(
+            body,
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Foo.hello.zeng.dev \"bad-type\" is invalid: spec.msg: Invalid value: \"integer\": spec.msg in body must be of type string: \"integer\"","reason":"Invalid","details":{"name":"bad-type","group":"hello.zeng.dev","kind":"Foo","causes":[{"reason":"FieldValueTypeInvalid","message":"Invalid value: \"integer\": spec.msg in body must be of type string: \"integer\"","field":"spec.msg"}]},"code":422}"#
+        );
     }
 }

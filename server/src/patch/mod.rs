@@ -33,7 +33,12 @@ pub enum PatchType {
 
 impl PatchType {
     /// Content types accepted by PATCH, as listed in 415 errors.
-    pub const ACCEPTED: &'static [&'static str] = &["application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml"];
+    pub const ACCEPTED: &'static [&'static str] = &[
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        "application/strategic-merge-patch+json",
+        "application/apply-patch+yaml",
+    ];
 
     /// The patch type of a Content-Type header.
     pub fn from_content_type(header: Option<&str>) -> Option<Self> {
@@ -63,7 +68,8 @@ pub fn parse(patch_type: PatchType, body: &[u8]) -> Result<PatchDocument, ApiErr
         PatchType::Apply => crate::fieldmanager::parse_apply_body(body).map(PatchDocument::Object),
         PatchType::Json => {
             let value: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            let ops: json_patch::Patch = serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            let ops: json_patch::Patch =
+                serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
             if ops.len() > MAX_JSON_PATCH_OPERATIONS {
                 return Err(ApiError::new(
                     413,
@@ -79,7 +85,10 @@ pub fn parse(patch_type: PatchType, body: &[u8]) -> Result<PatchDocument, ApiErr
         PatchType::Merge | PatchType::Strategic => {
             let value: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
             if !value.is_object() {
-                return Err(ApiError::bad_request(format!("error decoding patch: json: cannot unmarshal {} into Go value of type map[string]interface {{}}", kind_of(&value))));
+                return Err(ApiError::bad_request(format!(
+                    "error decoding patch: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+                    kind_of(&value)
+                )));
             }
             Ok(PatchDocument::Object(value))
         }
@@ -105,7 +114,8 @@ pub fn apply(patch_type: PatchType, current: &Value, patch: &PatchDocument, sche
             apply_json_patch(&mut doc, ops).map_err(|e| {
                 tracing::debug!(error = %e, "json patch failed");
                 // kube-apiserver reports every JSON patch failure this way, without details.
-                ApiError::new(422, "Invalid", "the server rejected our request due to an error in our request").with_details(Default::default())
+                ApiError::new(422, "Invalid", "the server rejected our request due to an error in our request")
+                    .with_details(Default::default())
             })?;
             Ok(doc)
         }
@@ -114,7 +124,9 @@ pub fn apply(patch_type: PatchType, current: &Value, patch: &PatchDocument, sche
             json_patch::merge(&mut doc, p);
             Ok(doc)
         }
-        (PatchType::Strategic, PatchDocument::Object(p)) => strategic::strategic_merge(current, p, Some(schema)).map_err(|e| ApiError::bad_request(e.message)),
+        (PatchType::Strategic, PatchDocument::Object(p)) => {
+            strategic::strategic_merge(current, p, Some(schema)).map_err(|e| ApiError::bad_request(e.message))
+        }
         _ => Err(ApiError::internal("patch document does not match its type")),
     }
 }

@@ -95,9 +95,7 @@ pub struct StrategicMergeError {
 
 impl StrategicMergeError {
     fn new(message: impl Into<String>) -> Self {
-        StrategicMergeError {
-            message: message.into(),
-        }
+        StrategicMergeError { message: message.into() }
     }
 }
 
@@ -116,11 +114,7 @@ type Result<T> = std::result::Result<T, StrategicMergeError>;
 ///
 /// Both documents must be JSON objects (`original` may also be `null`, meaning `{}`).
 /// The inputs are not modified; the patched document is returned.
-pub fn strategic_merge(
-    original: &Value,
-    patch: &Value,
-    schema: Option<&Schema>,
-) -> std::result::Result<Value, StrategicMergeError> {
+pub fn strategic_merge(original: &Value, patch: &Value, schema: Option<&Schema>) -> std::result::Result<Value, StrategicMergeError> {
     let patch = patch.as_object().ok_or_else(bad_json_document)?;
     let original = match original {
         Value::Object(map) => map.clone(),
@@ -154,10 +148,7 @@ struct FieldMeta<'s> {
 
 impl FieldMeta<'_> {
     /// Metadata of a field the schema knows nothing about.
-    const UNKNOWN: FieldMeta<'static> = FieldMeta {
-        strategy: Strategy::Default,
-        merge_key: None,
-    };
+    const UNKNOWN: FieldMeta<'static> = FieldMeta { strategy: Strategy::Default, merge_key: None };
 }
 
 /// Resolves the strategy and merge key of a field from its schema node.
@@ -167,11 +158,7 @@ fn field_meta(schema: Option<&Schema>) -> Result<FieldMeta<'_>> {
     };
     let explicit = explicit_strategy(schema.patch_strategy.as_deref())?;
     let (list_type, list_map_keys) = match &schema.kind {
-        SchemaKind::Array {
-            list_type,
-            list_map_keys,
-            ..
-        } => (*list_type, list_map_keys.as_slice()),
+        SchemaKind::Array { list_type, list_map_keys, .. } => (*list_type, list_map_keys.as_slice()),
         _ => (None, &[][..]),
     };
     let list_map_key = match (list_type, list_map_keys) {
@@ -184,10 +171,7 @@ fn field_meta(schema: Option<&Schema>) -> Result<FieldMeta<'_>> {
         None => Strategy::Default,
     };
     let merge_key = schema.patch_merge_key.as_deref().or(list_map_key);
-    Ok(FieldMeta {
-        strategy,
-        merge_key,
-    })
+    Ok(FieldMeta { strategy, merge_key })
 }
 
 /// Parses `x-kubernetes-patch-strategy`: at most two comma-separated strategies, one of which
@@ -201,12 +185,7 @@ fn explicit_strategy(value: Option<&str>) -> Result<Option<Strategy>> {
     let other = match parts.as_slice() {
         [single] => *single,
         ["retainKeys", other] | [other, "retainKeys"] => *other,
-        _ => {
-            return Err(StrategicMergeError::new(format!(
-                "unexpected patch strategy: [{}]",
-                parts.join(" ")
-            )))
-        }
+        _ => return Err(StrategicMergeError::new(format!("unexpected patch strategy: [{}]", parts.join(" ")))),
     };
     Ok(match other {
         "merge" => Some(Strategy::Merge),
@@ -228,11 +207,7 @@ fn item_schema(schema: Option<&Schema>) -> Option<&Schema> {
 // ---------------------------------------------------------------------------------------------
 
 /// Merges the patch map into `original` (kube's `mergeMap`).
-fn merge_map(
-    mut original: Map<String, Value>,
-    patch: &Map<String, Value>,
-    schema: Option<&Schema>,
-) -> Result<Map<String, Value>> {
+fn merge_map(mut original: Map<String, Value>, patch: &Map<String, Value>, schema: Option<&Schema>) -> Result<Map<String, Value>> {
     if let Some(directive) = patch.get(DIRECTIVE_MARKER) {
         match directive.as_str() {
             Some("replace") => {
@@ -254,18 +229,11 @@ fn merge_map(
     let mut removed = HashSet::new();
     let mut deletions = Vec::new();
     for (key, value) in patch {
-        if key == DIRECTIVE_MARKER
-            || key == RETAIN_KEYS_DIRECTIVE
-            || key.starts_with(SET_ELEMENT_ORDER_PREFIX)
-        {
+        if key == DIRECTIVE_MARKER || key == RETAIN_KEYS_DIRECTIVE || key.starts_with(SET_ELEMENT_ORDER_PREFIX) {
             continue;
         }
         if key.starts_with(DELETE_FROM_PRIMITIVE_LIST_PREFIX) {
-            let field = directive_field(
-                key,
-                DELETE_FROM_PRIMITIVE_LIST_PREFIX,
-                bad_primitive_list_format,
-            )?;
+            let field = directive_field(key, DELETE_FROM_PRIMITIVE_LIST_PREFIX, bad_primitive_list_format)?;
             deletions.push((field, value));
             continue;
         }
@@ -289,12 +257,7 @@ fn merge_map(
 /// Applies the patch value of one key of a map. Returns `false` when the key must go: the
 /// caller removes it (keys of one patch map are distinct, so no later step of the same merge
 /// sees it).
-fn merge_field(
-    original: &mut Map<String, Value>,
-    key: &str,
-    patch: &Value,
-    schema: Option<&Schema>,
-) -> Result<bool> {
+fn merge_field(original: &mut Map<String, Value>, key: &str, patch: &Value, schema: Option<&Schema>) -> Result<bool> {
     if patch.is_null() {
         return Ok(false);
     }
@@ -312,12 +275,7 @@ fn merge_field(
 }
 
 /// Combines an existing value with its (non-null) patch. `None` means the key goes away.
-fn merge_value(
-    original: Value,
-    patch: &Value,
-    key: &str,
-    schema: Option<&Schema>,
-) -> Result<Option<Value>> {
+fn merge_value(original: Value, patch: &Value, key: &str, schema: Option<&Schema>) -> Result<Option<Value>> {
     match (original, patch) {
         (Value::Object(original), Value::Object(patch)) => {
             let base = match field_meta(schema)?.strategy {
@@ -328,13 +286,7 @@ fn merge_value(
         }
         (Value::Array(original), Value::Array(patch)) => {
             let meta = field_meta(schema)?;
-            Ok(Some(Value::Array(merge_list(
-                original,
-                patch,
-                meta,
-                key,
-                item_schema(schema),
-            )?)))
+            Ok(Some(Value::Array(merge_list(original, patch, meta, key, item_schema(schema))?)))
         }
         // Scalars, or a change of type: the patch value wins.
         (_, patch) => materialize(patch, schema),
@@ -352,10 +304,7 @@ fn materialize(patch: &Value, schema: Option<&Schema>) -> Result<Option<Value>> 
             }
             Ok(Some(Value::Object(merge_map(Map::new(), map, schema)?)))
         }
-        Value::Array(items) => Ok(Some(Value::Array(materialize_list(
-            items,
-            item_schema(schema),
-        )?))),
+        Value::Array(items) => Ok(Some(Value::Array(materialize_list(items, item_schema(schema))?))),
         scalar => Ok(Some(scalar.clone())),
     }
 }
@@ -372,17 +321,11 @@ fn materialize_list(items: &[Value], item_schema: Option<&Schema>) -> Result<Vec
 
 /// Whether a value is a map carrying `$patch`.
 fn has_directive_marker(value: &Value) -> bool {
-    value
-        .as_object()
-        .is_some_and(|map| map.contains_key(DIRECTIVE_MARKER))
+    value.as_object().is_some_and(|map| map.contains_key(DIRECTIVE_MARKER))
 }
 
 /// The field a `<prefix>/<field>` directive key names.
-fn directive_field<'k>(
-    key: &'k str,
-    prefix: &str,
-    malformed: fn() -> StrategicMergeError,
-) -> Result<&'k str> {
+fn directive_field<'k>(key: &'k str, prefix: &str, malformed: fn() -> StrategicMergeError) -> Result<&'k str> {
     match key.split_once('/') {
         Some((head, field)) if head == prefix => Ok(field),
         _ => Err(malformed()),
@@ -395,12 +338,7 @@ fn apply_retain_keys(original: &mut Map<String, Value>, patch: &Map<String, Valu
     let Some(retain) = patch.get(RETAIN_KEYS_DIRECTIVE) else {
         return Ok(());
     };
-    let retained: HashSet<&str> = retain
-        .as_array()
-        .ok_or_else(bad_retain_keys_format)?
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let retained: HashSet<&str> = retain.as_array().ok_or_else(bad_retain_keys_format)?.iter().filter_map(Value::as_str).collect();
     let is_retained = |key: &str| retained.contains(key);
     let sets_unlisted_key = patch.iter().any(|(key, value)| {
         !value.is_null()
@@ -572,13 +510,7 @@ fn common_item_kind(original: &[Value], patch: &[Value]) -> Result<Option<ItemKi
 
 /// Combines an existing list with its patch according to the field's metadata (kube's
 /// `mergeSliceHandler` / `mergeSlice`).
-fn merge_list(
-    original: Vec<Value>,
-    patch: &[Value],
-    meta: FieldMeta<'_>,
-    field: &str,
-    item_schema: Option<&Schema>,
-) -> Result<Vec<Value>> {
+fn merge_list(original: Vec<Value>, patch: &[Value], meta: FieldMeta<'_>, field: &str, item_schema: Option<&Schema>) -> Result<Vec<Value>> {
     if meta.strategy != Strategy::Merge {
         return materialize_list(patch, item_schema);
     }
@@ -604,12 +536,7 @@ impl MergedList<'_> {
     /// Orders the items: those the patch names in patch order, interleaved with the
     /// server-only ones in their original order (kube's `normalizeElementOrder`).
     fn into_ordered(self) -> Vec<Value> {
-        order_merged_list(
-            self.items,
-            &self.patch_order,
-            &self.server_order,
-            self.identity,
-        )
+        order_merged_list(self.items, &self.patch_order, &self.server_order, self.identity)
     }
 }
 
@@ -623,11 +550,8 @@ fn merge_list_unordered<'k>(
 ) -> Result<MergedList<'k>> {
     match common_item_kind(&original, patch)? {
         Some(ItemKind::Map) => {
-            let key = meta.merge_key.ok_or_else(|| {
-                StrategicMergeError::new(format!(
-                    "cannot merge lists without merge key for {field}"
-                ))
-            })?;
+            let key =
+                meta.merge_key.ok_or_else(|| StrategicMergeError::new(format!("cannot merge lists without merge key for {field}")))?;
             merge_keyed_list(original, patch, key, item_schema)
         }
         _ => Ok(merge_scalar_list(original, patch)),
@@ -643,22 +567,11 @@ fn merge_scalar_list(original: Vec<Value>, patch: &[Value]) -> MergedList<'stati
             items.push(item.clone());
         }
     }
-    MergedList {
-        items,
-        identity: Identity::Whole,
-        patch_order: patch.to_vec(),
-        server_order: original,
-        deleted: 0,
-    }
+    MergedList { items, identity: Identity::Whole, patch_order: patch.to_vec(), server_order: original, deleted: 0 }
 }
 
 /// Merges a list of maps by merge key, honouring `$patch` items.
-fn merge_keyed_list<'k>(
-    mut original: Vec<Value>,
-    patch: &[Value],
-    key: &'k str,
-    item_schema: Option<&Schema>,
-) -> Result<MergedList<'k>> {
+fn merge_keyed_list<'k>(mut original: Vec<Value>, patch: &[Value], key: &'k str, item_schema: Option<&Schema>) -> Result<MergedList<'k>> {
     let identity = Identity::Key(key);
     let original_len = original.len();
     let mut replace = false;
@@ -675,11 +588,7 @@ fn merge_keyed_list<'k>(
                 doomed.insert(Hashed(map.get(key).ok_or_else(|| no_merge_key(map, key))?));
             }
             Some("replace") => replace = true,
-            Some("merge") => {
-                return Err(StrategicMergeError::new(
-                    "merging lists cannot yet be specified in the patch",
-                ))
-            }
+            Some("merge") => return Err(StrategicMergeError::new("merging lists cannot yet be specified in the patch")),
             _ => return Err(unknown_patch_type(directive, map)),
         }
     }
@@ -695,13 +604,7 @@ fn merge_keyed_list<'k>(
             items.push(Value::Object(merge_map(Map::new(), map, item_schema)?));
         }
         let server_order = identity.all(&items);
-        return Ok(MergedList {
-            items,
-            identity,
-            patch_order: Vec::new(),
-            server_order,
-            deleted: 0,
-        });
+        return Ok(MergedList { items, identity, patch_order: Vec::new(), server_order, deleted: 0 });
     }
 
     let deleted = original_len - original.len();
@@ -718,9 +621,7 @@ fn merge_keyed_list<'k>(
     }
     for map in &patch_items {
         let id = map.get(key).ok_or_else(|| no_merge_key(map, key))?;
-        let found = positions
-            .get(&HashedValue(id.clone()))
-            .and_then(|at| at.iter().copied().find(|&i| items[i].get(key) == Some(id)));
+        let found = positions.get(&HashedValue(id.clone())).and_then(|at| at.iter().copied().find(|&i| items[i].get(key) == Some(id)));
         match found {
             Some(index) => {
                 let existing = match std::mem::take(&mut items[index]) {
@@ -741,43 +642,24 @@ fn merge_keyed_list<'k>(
     for item in &items {
         require_merge_key(as_map(item)?, key)?;
     }
-    let patch_order = patch_items
-        .iter()
-        .map(|map| map.get(key).cloned().unwrap_or(Value::Null))
-        .collect();
-    Ok(MergedList {
-        items,
-        identity,
-        patch_order,
-        server_order,
-        deleted,
-    })
+    let patch_order = patch_items.iter().map(|map| map.get(key).cloned().unwrap_or(Value::Null)).collect();
+    Ok(MergedList { items, identity, patch_order, server_order, deleted })
 }
 
 /// Orders merged items: those named in `patch_order` sorted by it, interleaved with the
 /// others (server-only) sorted by `server_order`.
-fn order_merged_list(
-    items: Vec<Value>,
-    patch_order: &[Value],
-    server_order: &[Value],
-    identity: Identity<'_>,
-) -> Vec<Value> {
+fn order_merged_list(items: Vec<Value>, patch_order: &[Value], server_order: &[Value], identity: Identity<'_>) -> Vec<Value> {
     let patch_positions = first_positions(patch_order);
     let server_positions = first_positions(server_order);
-    let (from_patch, server_only): (Vec<Value>, Vec<Value>) = items
-        .into_iter()
-        .partition(|item| patch_positions.contains_key(&Hashed(&identity.of(item))));
+    let (from_patch, server_only): (Vec<Value>, Vec<Value>) =
+        items.into_iter().partition(|item| patch_positions.contains_key(&Hashed(&identity.of(item))));
     let from_patch = sort_by_reference(from_patch, &patch_positions, identity);
     let server_only = sort_by_reference(server_only, &server_positions, identity);
     interleave(server_only, from_patch, &server_positions, identity)
 }
 
 /// Stable sort of `items` by the position of their identity in an order (unknown ones last).
-fn sort_by_reference(
-    mut items: Vec<Value>,
-    positions: &HashMap<Hashed<'_>, usize>,
-    identity: Identity<'_>,
-) -> Vec<Value> {
+fn sort_by_reference(mut items: Vec<Value>, positions: &HashMap<Hashed<'_>, usize>, identity: Identity<'_>) -> Vec<Value> {
     items.sort_by_cached_key(|item| position_of(positions, item, identity).unwrap_or(usize::MAX));
     items
 }
@@ -830,15 +712,8 @@ fn apply_set_element_orders<'p>(
     let mut handled = HashSet::new();
     for (key, order) in patch {
         if key.starts_with(SET_ELEMENT_ORDER_PREFIX) {
-            let field =
-                directive_field(key, SET_ELEMENT_ORDER_PREFIX, bad_set_element_order_format)?;
-            apply_set_element_order(
-                original,
-                patch,
-                field,
-                order,
-                schema.and_then(|s| s.child(field)),
-            )?;
+            let field = directive_field(key, SET_ELEMENT_ORDER_PREFIX, bad_set_element_order_format)?;
+            apply_set_element_order(original, patch, field, order, schema.and_then(|s| s.child(field)))?;
             handled.insert(field);
         }
     }
@@ -855,9 +730,7 @@ fn apply_set_element_order(
     order: &Value,
     field_schema: Option<&Schema>,
 ) -> Result<()> {
-    let order = order
-        .as_array()
-        .ok_or_else(|| bad_arg_type("[]interface {}", order))?;
+    let order = order.as_array().ok_or_else(|| bad_arg_type("[]interface {}", order))?;
     let meta = field_meta(field_schema)?;
     let original_list = optional_list(original.get(field))?;
     let patch_list = optional_list(patch.get(field))?;
@@ -868,8 +741,7 @@ fn apply_set_element_order(
 
     let identity = list_identity(original_list, patch_list, meta.merge_key)?;
     let items = item_schema(field_schema);
-    let (merged, server_order) =
-        merge_for_set_element_order(original_list, patch_list, meta, field, items, identity)?;
+    let (merged, server_order) = merge_for_set_element_order(original_list, patch_list, meta, field, items, identity)?;
     if let Identity::Key(key) = identity {
         for item in merged.iter().chain(order) {
             require_merge_key(as_map(item)?, key)?;
@@ -881,11 +753,7 @@ fn apply_set_element_order(
 }
 
 /// How the items of a list are told apart: by merge key for maps, by value otherwise.
-fn list_identity<'k>(
-    original: Option<&[Value]>,
-    patch: Option<&[Value]>,
-    merge_key: Option<&'k str>,
-) -> Result<Identity<'k>> {
+fn list_identity<'k>(original: Option<&[Value]>, patch: Option<&[Value]>, merge_key: Option<&'k str>) -> Result<Identity<'k>> {
     let kind = common_item_kind(original.unwrap_or_default(), patch.unwrap_or_default())?;
     Ok(match (kind, merge_key) {
         (Some(ItemKind::Map), Some(key)) => Identity::Key(key),
@@ -937,11 +805,7 @@ fn optional_list(value: Option<&Value>) -> Result<Option<&[Value]>> {
 
 /// Checks that the patch list names its items in the order of the `$setElementOrder` list
 /// (ignoring deletions and directive items), and names no item missing from it.
-fn check_patch_follows_order(
-    patch: &[Value],
-    order: &[Value],
-    merge_key: Option<&str>,
-) -> Result<()> {
+fn check_patch_follows_order(patch: &[Value], order: &[Value], merge_key: Option<&str>) -> Result<()> {
     if patch.is_empty() || order.is_empty() {
         return Ok(());
     }
@@ -991,9 +855,7 @@ fn same_list_item(left: &Value, right: &Value, merge_key: Option<&str>) -> Resul
 
 /// A list item that must be a map.
 fn as_map(value: &Value) -> Result<&Map<String, Value>> {
-    value
-        .as_object()
-        .ok_or_else(|| bad_arg_type("map[string]interface {}", value))
+    value.as_object().ok_or_else(|| bad_arg_type("map[string]interface {}", value))
 }
 
 /// Fails unless the map has the merge key.
@@ -1022,17 +884,11 @@ fn bad_primitive_list_format() -> StrategicMergeError {
 }
 
 fn no_merge_key(map: &Map<String, Value>, key: &str) -> StrategicMergeError {
-    StrategicMergeError::new(format!(
-        "map: {} does not contain declared merge key: {key}",
-        go_format_map(map)
-    ))
+    StrategicMergeError::new(format!("map: {} does not contain declared merge key: {key}", go_format_map(map)))
 }
 
 fn bad_arg_type(expected: &str, actual: &Value) -> StrategicMergeError {
-    StrategicMergeError::new(format!(
-        "expected a {expected}, but received a {}",
-        go_type_name(actual)
-    ))
+    StrategicMergeError::new(format!("expected a {expected}, but received a {}", go_type_name(actual)))
 }
 
 fn unknown_patch_type(directive: &Value, map: &Map<String, Value>) -> StrategicMergeError {
@@ -1040,10 +896,7 @@ fn unknown_patch_type(directive: &Value, map: &Map<String, Value>) -> StrategicM
         Value::String(s) => s.clone(),
         other => format!("%!s({}={})", go_type_name(other), go_format(other)),
     };
-    StrategicMergeError::new(format!(
-        "unknown patch type: {directive} in map: {}",
-        go_format_map(map)
-    ))
+    StrategicMergeError::new(format!("unknown patch type: {directive} in map: {}", go_format_map(map)))
 }
 
 /// The Go type a decoded JSON value has in kube (`reflect.TypeOf`).
@@ -1079,19 +932,14 @@ fn go_format_list(items: &[Value]) -> String {
 fn go_format_map(map: &Map<String, Value>) -> String {
     let mut entries: Vec<(&String, &Value)> = map.iter().collect();
     entries.sort_by(|a, b| a.0.cmp(b.0));
-    let parts: Vec<String> = entries
-        .iter()
-        .map(|(k, v)| format!("{k}:{}", go_format(v)))
-        .collect();
+    let parts: Vec<String> = entries.iter().map(|(k, v)| format!("{k}:{}", go_format(v))).collect();
     format!("map[{}]", parts.join(" "))
 }
 
 /// Integers as they are; floats like Go's `%v` (shortest form, exponent outside 1e-4..1e21).
 fn go_format_number(n: &serde_json::Number) -> String {
     match n.as_f64() {
-        Some(f)
-            if !(n.is_i64() || n.is_u64()) && f != 0.0 && (f.abs() < 1e-4 || f.abs() >= 1e21) =>
-        {
+        Some(f) if !(n.is_i64() || n.is_u64()) && f != 0.0 && (f.abs() < 1e-4 || f.abs() >= 1e21) => {
             let formatted = format!("{f:e}");
             match formatted.split_once('e') {
                 Some((mantissa, exponent)) => {
@@ -1177,8 +1025,7 @@ mod tests {
             "protocol": string(),
             "hosts": list(string(), Some("merge"), None),
         }}});
-        let route =
-            json!({"kind": {"type": "object", "properties": {"host": string(), "path": string()}}});
+        let route = json!({"kind": {"type": "object", "properties": {"host": string(), "path": string()}}});
         let mut pinned = typed_list(json!({"kind": {"type": "object"}}), "map", &["id"]);
         pinned["patch_strategy"] = json!("replace");
         schema(json!({"kind": {"type": "object", "properties": {
@@ -1218,21 +1065,11 @@ mod tests {
     }
 
     fn ok(name: &'static str, original: Value, patch: Value, want: Value) -> Case {
-        Case {
-            name,
-            original,
-            patch,
-            want: Want::Doc(want),
-        }
+        Case { name, original, patch, want: Want::Doc(want) }
     }
 
     fn err(name: &'static str, original: Value, patch: Value, message: &'static str) -> Case {
-        Case {
-            name,
-            original,
-            patch,
-            want: Want::Error(message),
-        }
+        Case { name, original, patch, want: Want::Error(message) }
     }
 
     fn map_cases() -> Vec<Case> {
@@ -1249,24 +1086,14 @@ mod tests {
                 json!({"size": 2, "color": null}),
                 json!({"name": "w", "size": 2}),
             ),
-            ok(
-                "null for an absent field adds nothing",
-                json!({"name": "w"}),
-                json!({"color": null}),
-                json!({"name": "w"}),
-            ),
+            ok("null for an absent field adds nothing", json!({"name": "w"}), json!({"color": null}), json!({"name": "w"})),
             ok(
                 "empty patch changes nothing",
                 json!({"name": "w", "labels": {"a": "1"}}),
                 json!({}),
                 json!({"name": "w", "labels": {"a": "1"}}),
             ),
-            ok(
-                "null original counts as empty",
-                Value::Null,
-                json!({"name": "w", "color": null}),
-                json!({"name": "w"}),
-            ),
+            ok("null original counts as empty", Value::Null, json!({"name": "w", "color": null}), json!({"name": "w"})),
             ok(
                 "nested map deletes and adds keys",
                 json!({"labels": {"tier": "web", "env": "dev"}}),
@@ -1279,12 +1106,7 @@ mod tests {
                 json!({"anything": {"keep": "x", "gone": null}}),
                 json!({"anything": {"keep": "x"}}),
             ),
-            ok(
-                "a new map of nulls only becomes empty",
-                json!({}),
-                json!({"labels": {"a": null}}),
-                json!({"labels": {}}),
-            ),
+            ok("a new map of nulls only becomes empty", json!({}), json!({"labels": {"a": null}}), json!({"labels": {}})),
             ok(
                 "nulls stored in the original survive",
                 json!({"anything": {"k": null}, "color": null}),
@@ -1386,12 +1208,7 @@ mod tests {
 
     fn plain_list_cases() -> Vec<Case> {
         vec![
-            ok(
-                "a list without strategy is replaced",
-                json!({"sizes": [1, 2, 3]}),
-                json!({"sizes": [3, 4]}),
-                json!({"sizes": [3, 4]}),
-            ),
+            ok("a list without strategy is replaced", json!({"sizes": [1, 2, 3]}), json!({"sizes": [3, 4]}), json!({"sizes": [3, 4]})),
             ok(
                 "a replaced list of maps loses its directive items",
                 json!({"spares": [{"name": "a", "size": 1}]}),
@@ -1614,12 +1431,7 @@ mod tests {
                 json!({"tags": [1]}),
                 "list element types are not identical: [[a] [1]]",
             ),
-            err(
-                "lists of lists cannot merge",
-                json!({"tags": [["a"]]}),
-                json!({"tags": [["b"]]}),
-                "lists of lists are not supported",
-            ),
+            err("lists of lists cannot merge", json!({"tags": [["a"]]}), json!({"tags": [["b"]]}), "lists of lists are not supported"),
             err(
                 "a merge list of maps needs a merge key",
                 json!({"tags": [{"a": 1}]}),
@@ -1726,18 +1538,8 @@ mod tests {
                 json!({"$setElementOrder/tags": "a"}),
                 "expected a []interface {}, but received a string",
             ),
-            err(
-                "the patch must be an object",
-                json!({}),
-                json!([1]),
-                "invalid JSON document",
-            ),
-            err(
-                "the original must be an object",
-                json!("text"),
-                json!({}),
-                "invalid JSON document",
-            ),
+            err("the patch must be an object", json!({}), json!([1]), "invalid JSON document"),
+            err("the original must be an object", json!("text"), json!({}), "invalid JSON document"),
             err(
                 "a schema with two list strategies is rejected",
                 json!({"broken": [1]}),
@@ -1760,9 +1562,7 @@ mod tests {
                     assert_no_directive_keys(child, case);
                 }
             }
-            Value::Array(items) => items
-                .iter()
-                .for_each(|item| assert_no_directive_keys(item, case)),
+            Value::Array(items) => items.iter().for_each(|item| assert_no_directive_keys(item, case)),
             _ => {}
         }
     }
@@ -1775,28 +1575,17 @@ mod tests {
                 (Want::Doc(want), Ok(got)) => {
                     assert_no_directive_keys(&got, case.name);
                     // Compare the text so that key order counts too.
-                    let (want_text, got_text) =
-                        (serde_json::to_string(want), serde_json::to_string(&got));
+                    let (want_text, got_text) = (serde_json::to_string(want), serde_json::to_string(&got));
                     if want_text.ok() != got_text.ok() {
                         failures.push(format!("{}:\n  want {want}\n  got  {got}", case.name));
                     }
                 }
                 (Want::Error(want), Err(got)) if got.message.contains(want) => {}
-                (Want::Doc(_), Err(got)) => {
-                    failures.push(format!("{}: unexpected error: {got}", case.name))
-                }
-                (Want::Error(want), got) => failures.push(format!(
-                    "{}: want error containing {want:?}, got {got:?}",
-                    case.name
-                )),
+                (Want::Doc(_), Err(got)) => failures.push(format!("{}: unexpected error: {got}", case.name)),
+                (Want::Error(want), got) => failures.push(format!("{}: want error containing {want:?}, got {got:?}", case.name)),
             }
         }
-        assert!(
-            failures.is_empty(),
-            "{} case(s) failed:\n{}",
-            failures.len(),
-            failures.join("\n")
-        );
+        assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
     }
 
     #[test]
@@ -1857,12 +1646,7 @@ mod tests {
                     json!({"m": {"$retainKeys": ["b"], "b": 3}}),
                     json!({"m": {"b": 3}}),
                 ),
-                ok(
-                    "unknown $-keys are plain data",
-                    json!({}),
-                    json!({"$ref": "x"}),
-                    json!({"$ref": "x"}),
-                ),
+                ok("unknown $-keys are plain data", json!({}), json!({"$ref": "x"}), json!({"$ref": "x"})),
             ],
             None,
         );
@@ -1871,8 +1655,7 @@ mod tests {
     #[test]
     fn inputs_are_untouched() {
         let original = json!({"parts": [{"name": "a", "size": 1}], "labels": {"a": "1"}});
-        let patch =
-            json!({"parts": [{"name": "a", "size": null}], "labels": {"$patch": "replace"}});
+        let patch = json!({"parts": [{"name": "a", "size": null}], "labels": {"$patch": "replace"}});
         let (original_copy, patch_copy) = (original.clone(), patch.clone());
         let result = strategic_merge(&original, &patch, Some(&widget())).unwrap();
         assert_eq!(result, json!({"parts": [{"name": "a"}], "labels": {}}));
@@ -1889,10 +1672,7 @@ mod tests {
     #[test]
     fn go_rendering_of_values() {
         let value = json!({"b": [1, "x", null], "a": {"c": true}, "f": 1.5, "g": 1e-7});
-        assert_eq!(
-            go_format(&value),
-            "map[a:map[c:true] b:[1 x <nil>] f:1.5 g:1e-07]"
-        );
+        assert_eq!(go_format(&value), "map[a:map[c:true] b:[1 x <nil>] f:1.5 g:1e-07]");
     }
 
     #[test]

@@ -90,10 +90,16 @@ pub async fn compaction_expires_old_revisions<S: Storage>(s: S) {
     }
     s.compact(last.mod_revision).await.unwrap();
     assert!(matches!(s.watch("/c/", a.mod_revision).await.map(|_| ()), Err(Error::Compacted { .. })));
-    assert!(matches!(s.list("/c/", ListOptions { revision: Some(a.mod_revision), ..Default::default() }).await, Err(Error::Compacted { .. })));
+    assert!(matches!(
+        s.list("/c/", ListOptions { revision: Some(a.mod_revision), ..Default::default() }).await,
+        Err(Error::Compacted { .. })
+    ));
     // The latest value survives compaction.
     assert_eq!(s.get("/c/a").await.unwrap().unwrap(), last);
-    assert_eq!(s.list("/c/", ListOptions { revision: Some(last.mod_revision), ..Default::default() }).await.unwrap().items, vec![last.clone()]);
+    assert_eq!(
+        s.list("/c/", ListOptions { revision: Some(last.mod_revision), ..Default::default() }).await.unwrap().items,
+        vec![last.clone()]
+    );
     assert!(s.watch("/c/", last.mod_revision).await.is_ok());
 }
 
