@@ -7,7 +7,7 @@
 pub mod cel;
 pub mod conversion;
 mod delete;
-mod duplicates;
+pub mod duplicates;
 pub mod namespaces;
 pub mod object;
 mod read;
@@ -18,6 +18,8 @@ pub mod table;
 pub mod validation;
 mod watch;
 mod write;
+
+pub use read::ContinueToken;
 
 use crate::http::negotiate::{self, Encoding, Negotiated, Shape};
 use crate::http::{respond, wants_pretty, ApiError, Query};
@@ -330,7 +332,7 @@ pub(crate) fn body_encoding(headers: &HeaderMap) -> Option<Encoding> {
 /// Decodes a JSON or YAML request body into a value, as kube-apiserver's decoders accept it
 /// (JSON nested at most [`crate::json::MAX_DEPTH`] deep); `what` names the expected kind in
 /// errors, which kube-apiserver words as here.
-pub(crate) fn decode_body(bytes: &[u8], encoding: Encoding, what: &str) -> Result<Value, ApiError> {
+pub fn decode_body(bytes: &[u8], encoding: Encoding, what: &str) -> Result<Value, ApiError> {
     let unrecognized = |why: String| {
         ApiError::bad_request(format!(
             "the object provided is unrecognized (must be of type {what}): {why} ({})",

@@ -17,10 +17,13 @@ use serde_json::{json, Map, Value};
 const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
 
 /// A decoded continue token: the snapshot revision and the last key returned (relative to the
-/// list prefix).
+/// list prefix). Public so that the fuzz targets in `fuzz/` can decode untrusted tokens as a
+/// list request does.
 #[derive(Debug, PartialEq)]
-pub(crate) struct ContinueToken {
+pub struct ContinueToken {
+    /// The revision of the snapshot the list reads.
     pub revision: Revision,
+    /// The last key returned, relative to the list prefix (`/name` or `/namespace/name`).
     pub after: String,
 }
 
@@ -31,6 +34,7 @@ impl ContinueToken {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body.to_string())
     }
 
+    /// Decodes the `continue` parameter of a list; the error is kube-apiserver's message.
     pub fn decode(token: &str) -> Result<Self, String> {
         let invalid = |why: String| format!("invalid continue token: continue key is not valid: {why}");
         let bytes =

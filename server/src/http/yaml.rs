@@ -145,10 +145,25 @@ fn indent(out: &mut String, n: usize) {
 fn write_map(out: &mut String, map: &serde_json::Map<String, Value>, level: usize) {
     for (key, value) in map {
         indent(out, level);
-        out.push_str(&string_text(key, level));
-        out.push(':');
+        write_key(out, key, level);
         write_value_after_key(out, value, level);
     }
+}
+
+/// Writes `key:` after the indentation. A key longer than 128 bytes, or one written over several
+/// lines, becomes an explicit key (`? key`, then `:` on a line of its own) as yaml.v2 writes it:
+/// readers take an implicit key only on one line of at most 1024 characters.
+fn write_key(out: &mut String, key: &str, level: usize) {
+    let text = string_text(key, level + 2);
+    if key.len() <= 128 && !text.contains('\n') {
+        out.push_str(&text);
+    } else {
+        out.push_str("? ");
+        out.push_str(&text);
+        out.push('\n');
+        indent(out, level);
+    }
+    out.push(':');
 }
 
 /// Writes what follows `key:` — inline for scalars and empty collections, on the next lines for
@@ -184,8 +199,7 @@ fn write_seq(out: &mut String, items: &[Value], level: usize) {
                         indent(out, level + 2);
                     }
                     first = false;
-                    out.push_str(&string_text(key, level + 2));
-                    out.push(':');
+                    write_key(out, key, level + 2);
                     write_value_after_key(out, value, level + 2);
                 }
             }
@@ -217,8 +231,17 @@ fn string_text(s: &str, level: usize) -> String {
     if s.is_empty() {
         return "\"\"".into();
     }
-    if s.contains('\n') && s.chars().all(|c| c == '\n' || !c.is_control()) && !s.starts_with(' ') {
-        let chomp = if s.ends_with('\n') { "|" } else { "|-" };
+    // A literal block needs a line of content (line breaks alone read back as "") whose
+    // indentation is not part of the string.
+    let body = s.trim_end_matches('\n');
+    if s.contains('\n') && !body.is_empty() && s.chars().all(|c| c == '\n' || !needs_escape(c)) && !first_content_line_indented(s) {
+        // The chomping indicator says how many final line breaks belong to the string: none
+        // (strip), one (clip) or all that follow (keep).
+        let chomp = match s.len() - body.len() {
+            0 => "|-",
+            1 => "|",
+            _ => "|+",
+        };
         let mut block = chomp.to_string();
         for line in s.strip_suffix('\n').unwrap_or(s).split('\n') {
             block.push('\n');
@@ -229,7 +252,7 @@ fn string_text(s: &str, level: usize) -> String {
         }
         return block;
     }
-    if resolves_to_other_type(s) || s.chars().any(|c| c.is_control()) {
+    if resolves_to_other_type(s) || s.chars().any(needs_escape) {
         return double_quoted(s);
     }
     if plain_allowed(s) {
@@ -237,6 +260,19 @@ fn string_text(s: &str, level: usize) -> String {
     } else {
         format!("'{}'", s.replace('\'', "''"))
     }
+}
+
+/// Whether the first line with content starts with a space: a literal block takes its
+/// indentation from that line, so the space would be read as indentation, not content.
+fn first_content_line_indented(s: &str) -> bool {
+    s.split('\n').find(|line| !line.is_empty()).is_some_and(|line| line.starts_with(' '))
+}
+
+/// Characters a YAML reader does not take literally outside double quotes: control characters,
+/// the Unicode line and paragraph separators (line breaks to YAML 1.1 readers such as Go's and
+/// libyaml) and the byte order mark.
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}')
 }
 
 fn double_quoted(s: &str) -> String {
@@ -248,9 +284,12 @@ fn double_quoted(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
+            '\u{2028}' => out.push_str("\\L"),
+            '\u{2029}' => out.push_str("\\P"),
             c if c.is_control() => {
                 let _ = write!(out, "\\x{:02X}", c as u32);
             }
+            '\u{feff}' => out.push_str("\\uFEFF"),
             c => out.push(c),
         }
     }
@@ -295,7 +334,10 @@ fn plain_allowed(s: &str) -> bool {
     let first = s.chars().next().unwrap_or(' ');
     let last = s.chars().last().unwrap_or(' ');
     let dash_item = first == '-' && (s.len() == 1 || s[1..].starts_with(' '));
+    // `---` and `...` at the start of a line mark documents.
+    let document_marker = s.starts_with("---") || s.starts_with("...");
     !dash_item
+        && !document_marker
         && !"?:,[]{}#&*!|>'\"%@`".contains(first)
         && first != ' '
         && last != ' '
@@ -320,6 +362,55 @@ mod tests {
         assert_eq!(parse(deep.as_bytes()).unwrap_err(), "exceeded max depth of 128");
     }
     use serde_json::json;
+
+    #[test]
+    fn literal_blocks_keep_every_final_line_break_and_leading_space() {
+        // Found by the body_yaml fuzz target: "kept\n\n" came back as "kept\n", and "\n x" as "\nx".
+        for s in ["kept\n\n", "\n", "\n\n", "a\nb", "a\nb\n", "\na", "\n x", "x\n  y", " x\ny"] {
+            let v = json!({"k": s, "l": [s]});
+            let back: Value = serde_yaml_ng::from_str(&to_yaml(&v)).unwrap();
+            assert_eq!(back, v, "{s:?} written as\n{}", to_yaml(&v));
+        }
+        assert_eq!(to_yaml(&json!({"k": "a\n\n"})), "k: |+\n  a\n\n");
+    }
+
+    #[test]
+    fn long_and_multi_line_keys_are_explicit() {
+        // Found by the body_yaml fuzz target: a key with a line break was written as a literal
+        // block, which cannot be a key.
+        let long = "k".repeat(1100);
+        for key in ["a\nb", "a\n\n", long.as_str(), "x\n y"] {
+            for value in [json!("v"), json!({"n": 1}), json!([1, [2]]), json!({}), json!("l1\nl2")] {
+                let v = json!({key: value.clone(), "list": [{key: value.clone(), "z": 0}]});
+                let back: Value = serde_yaml_ng::from_str(&to_yaml(&v)).unwrap_or_else(|e| panic!("{e}\n{}", to_yaml(&v)));
+                assert_eq!(back, v, "written as\n{}", to_yaml(&v));
+            }
+        }
+        assert_eq!(to_yaml(&json!({"a\nb": 1})), "? |-\n  a\n  b\n: 1\n");
+    }
+
+    #[test]
+    fn document_markers_are_quoted() {
+        // Found by the body_yaml fuzz target: a key `--- x` at the start of a line began a
+        // second document.
+        for s in ["--- x", "---", "...", "... y", "----"] {
+            let v = json!({s: s, "l": [s]});
+            let back: Value = serde_yaml_ng::from_str(&to_yaml(&v)).unwrap_or_else(|e| panic!("{e}\n{}", to_yaml(&v)));
+            assert_eq!(back, v);
+        }
+        assert_eq!(to_yaml(&json!({"a": "--- x"})), "a: '--- x'\n");
+    }
+
+    #[test]
+    fn unicode_line_separators_and_bom_are_escaped() {
+        // Found by the body_yaml fuzz target: a plain U+2028 read back as null.
+        for s in ["\u{2028}", "a\u{2029}b", "\u{feff}x", "x\u{85}", "a\n\u{2028}\nb"] {
+            let v = json!({"k": s});
+            let back: Value = serde_yaml_ng::from_str(&to_yaml(&v)).unwrap();
+            assert_eq!(back, v, "{s:?} written as\n{}", to_yaml(&v));
+        }
+        assert_eq!(to_yaml(&json!({"k": "a\u{2028}b"})), "k: \"a\\Lb\"\n");
+    }
 
     #[test]
     fn writes_like_kube_apiserver() {
