@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests, golden files, the kube-apiserver replay, and the end-to-end
-# tests that drive the real server with kubectl 1.27–1.33.
+# tests that drive the real server with kubectl 1.27–1.33; then fuzzes (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for v in 1.27 1.28 1.29 1.30 1.31 1.32 1.33; do
@@ -32,3 +32,6 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
   fi
 fi
 cargo test --workspace --locked "$@"
+# Every fuzz target for a fixed number of inputs (docs/fuzzing.md). Where cargo-fuzz cannot be
+# installed or built, it only replays the corpus, which the tests above already did.
+./scripts/fuzz.sh
