@@ -24,6 +24,26 @@ pub fn object_key(group: &str, plural: &str, namespace: Option<&str>, name: &str
     }
 }
 
+/// Every field of ObjectMeta, in Go's struct order: anything else in `metadata` is unknown
+/// (validation prunes it), and typed metadata (PartialObjectMetadata) is written in this order.
+pub const OBJECT_META_FIELDS: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
 /// `metadata` of an object, created if missing.
 pub fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
     let root = object.as_object_mut().expect("objects are JSON objects");

@@ -77,9 +77,7 @@ fn write_partial_object_metadata(
             out.push(b',');
         }
         first = false;
-        out.push(b'"');
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
+        write_key(out, name.as_bytes());
         match (*name, value) {
             ("resourceVersion", _) => {
                 out.push(b'"');
@@ -93,6 +91,13 @@ fn write_partial_object_metadata(
     }
     out.extend_from_slice(b"}}");
     Some(())
+}
+
+/// Writes `"key":` (a key without characters to escape).
+fn write_key(out: &mut Vec<u8>, key: &[u8]) {
+    out.push(b'"');
+    out.extend_from_slice(key);
+    out.extend_from_slice(b"\":");
 }
 
 /// An array of objects, each with its fields in `order` (others left out); other elements as
@@ -123,9 +128,7 @@ fn reordered_entries(array: &[u8], order: &[&str], out: &mut Vec<u8>) -> Option<
                 out.push(b',');
             }
             first_field = false;
-            out.push(b'"');
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b"\":");
+            write_key(out, name.as_bytes());
             out.extend_from_slice(&array[range.clone()]);
         }
         out.push(b'}');
@@ -157,9 +160,7 @@ impl<'a> Renderer<'a, '_> {
             }
             first = false;
             let key = self.c.key()?;
-            self.out.extend_from_slice(b"\"");
-            self.out.extend_from_slice(key);
-            self.out.extend_from_slice(b"\":");
+            write_key(self.out, key);
             match key {
                 b"apiVersion" => {
                     self.c.skip_value()?;
@@ -228,9 +229,7 @@ impl<'a> Renderer<'a, '_> {
                 self.out.push(b',');
             }
             first = false;
-            self.out.push(b'"');
-            self.out.extend_from_slice(key);
-            self.out.extend_from_slice(b"\":");
+            write_key(self.out, key);
             self.copy_value()?;
         }
         if !written {

@@ -121,23 +121,7 @@ pub fn api_version(beta: bool) -> &'static str {
 
 /// Fields of ObjectMeta in Go's struct order, which kube-apiserver uses when it writes typed
 /// metadata (PartialObjectMetadata), unlike the sorted keys of the custom resource itself.
-pub(crate) const META_ORDER: &[&str] = &[
-    "name",
-    "generateName",
-    "namespace",
-    "selfLink",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-];
+pub(crate) const META_ORDER: &[&str] = super::object::OBJECT_META_FIELDS;
 
 /// Fields of a managedFields entry in Go's struct order.
 pub(crate) const MANAGED_FIELDS_ORDER: &[&str] = &["manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1", "subresource"];

@@ -16,30 +16,11 @@ pub struct Outcome {
     pub unknown: Vec<String>,
 }
 
-/// Fields of `metadata` (ObjectMeta). Anything else there is unknown.
-const OBJECT_META_FIELDS: &[&str] = &[
-    "name",
-    "generateName",
-    "namespace",
-    "selfLink",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "labels",
-    "annotations",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-];
-
 /// Prunes unknown fields from `object` (recording them) and validates it against `schema`.
 pub fn prune_and_validate(object: &mut Value, schema: &Schema) -> Outcome {
     let mut outcome = Outcome::default();
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        for key in meta.keys().filter(|k| !OBJECT_META_FIELDS.contains(&k.as_str())).cloned().collect::<Vec<_>>() {
+        for key in meta.keys().filter(|k| !super::object::OBJECT_META_FIELDS.contains(&k.as_str())).cloned().collect::<Vec<_>>() {
             meta.remove(&key);
             outcome.unknown.push(format!("metadata.{key}"));
         }
