@@ -23,8 +23,13 @@ fn generate(spec_dir: &Path) -> Result<codegen::Artifacts, codegen::Diagnostics>
 }
 
 fn case_spec_dir(case: &Path) -> PathBuf {
-    // Load only spec.yaml: expected/ holds JSON that must not be read as spec.
-    let dir = std::env::temp_dir().join(format!("codegen-golden-{}-{}", std::process::id(), case.file_name().unwrap().to_string_lossy()));
+    // Load only spec.yaml: expected/ holds JSON that must not be read as spec. One directory per
+    // call: tests run in parallel, and a copy being rewritten while another test reads it made
+    // them fail at random.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("codegen-golden-{}-{call}-{}", std::process::id(), case.file_name().unwrap().to_string_lossy());
+    let dir = std::env::temp_dir().join(name);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(case.join("spec.yaml"), dir.join("spec.yaml")).unwrap();
     dir
