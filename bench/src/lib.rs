@@ -96,6 +96,11 @@ fn machine() -> report::Machine {
     }
 }
 
+/// The id of the ceiling that answers with a whole list's bytes.
+pub const LIST_CEILING: &str = "ceiling_list";
+/// Its title in tables.
+pub const LIST_CEILING_TITLE: &str = "ceiling, LIST-sized body (axum)";
+
 /// Runs every backend at every size and returns the report.
 pub async fn run(config: &Config) -> Result<Report, String> {
     let progress = Progress::new(config.quiet);
@@ -181,13 +186,37 @@ async fn run_one(
         ceiling_results.push(result);
     }
 
+    // For LIST all (JSON), a second ceiling answers with the bytes of the whole list: what
+    // sending that many bytes over TLS costs on this machine, with no work behind it.
+    let mut list_ceiling_rate = HashMap::new();
+    if config.ops.contains(&Op::List) {
+        let list = endpoint.send_once(&client::Request::get(scenarios::FOOS)).await?;
+        if !list.ok() {
+            return Err(format!("listing the loaded objects: {}", list.describe()));
+        }
+        let list_ceiling = Ceiling::start(list.body)?;
+        for &c in &config.concurrency {
+            progress.phase(format!("{label} ceiling (LIST-sized body) c={c}"), None);
+            let workers = (0..c).map(|_| scenarios::Fixed(client::Request::get("/"))).collect();
+            let (s, _) = measure::run(&list_ceiling.endpoint, workers, config.duration, progress).await?;
+            list_ceiling_rate.insert(c, s.per_second());
+            let result = scenarios::op_result(LIST_CEILING, LIST_CEILING_TITLE, c, &s, None);
+            progress.line(format!("{label} ceiling (LIST-sized body) c={c}: {}", summary(&result)));
+            ceiling_results.push(result);
+        }
+    }
+
     let mut operations = Vec::new();
     let mut created = HashMap::new();
     for op in Op::ALL.into_iter().filter(|op| config.ops.contains(op)) {
         for &c in &config.concurrency {
             progress.phase(format!("{label} {} c={c}", op.title()), None);
             let (s, _) = scenarios::operation(&endpoint, op, c, objects, &versions, &mut created, config.duration, progress).await?;
-            let ceiling = ceiling_rate.get(&c).copied().filter(|_| op.comparable_to_ceiling());
+            let ceiling = match op {
+                Op::List => list_ceiling_rate.get(&c),
+                _ => ceiling_rate.get(&c).filter(|_| op.comparable_to_ceiling()),
+            }
+            .copied();
             let result = scenarios::op_result(op.id(), op.title(), c, &s, ceiling);
             progress.line(format!("{label} {} c={c}: {}", op.title(), summary(&result)));
             operations.push(result);

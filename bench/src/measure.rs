@@ -13,6 +13,10 @@ pub trait Work: Send + 'static {
     fn next(&mut self) -> Option<Request>;
     /// Sees every successful (2xx) answer to the request `next` returned last.
     fn answered(&mut self, _response: &Response) {}
+    /// Whether [`Work::answered`] reads the body; if not, bodies are only counted.
+    fn reads_bodies(&self) -> bool {
+        true
+    }
 }
 
 /// What a run measured.
@@ -147,11 +151,11 @@ async fn worker<W: Work>(
             },
         };
         let sent = Instant::now();
-        match conn.send(&request).await {
+        match conn.send_keeping(&request, work.reads_bodies()).await {
             Ok(response) if response.ok() => {
                 result.latencies_us.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
                 result.requests += 1;
-                result.bytes += response.body.len() as u64;
+                result.bytes += response.length;
                 work.answered(&response);
             }
             Ok(response) => {

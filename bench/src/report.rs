@@ -219,6 +219,10 @@ impl Report {
                 kinds.push((&op.operation, &op.title));
             }
         }
+        let list_ceiling = self.runs.iter().flat_map(|r| &r.ceiling).any(|o| o.operation == crate::LIST_CEILING);
+        if list_ceiling {
+            kinds.insert(0, (crate::LIST_CEILING, crate::LIST_CEILING_TITLE));
+        }
         let header = |out: &mut String, first: &str| {
             let _ = write!(out, "| backend | N | {first} |");
             for (_, title) in &kinds {
@@ -231,15 +235,19 @@ impl Report {
             out.push('\n');
         };
         fn find<'a>(run: &'a RunResult, id: &str, c: usize) -> Option<&'a OpResult> {
-            run.operations.iter().find(|o| o.operation == id && o.concurrency == c)
+            let list = if id == crate::LIST_CEILING { &run.ceiling } else { &run.operations };
+            list.iter().find(|o| o.operation == id && o.concurrency == c)
+        }
+        fn find_ceiling(run: &RunResult, c: usize) -> Option<&OpResult> {
+            run.ceiling.iter().find(|o| o.operation == "ceiling" && o.concurrency == c)
         }
         let _ = writeln!(
             out,
-            "Requests per second at concurrency {c} (in brackets: the ratio to the ceiling, an axum server answering a fixed Foo):\n"
+            "Requests per second at concurrency {c} (in brackets: the ratio to the ceiling, an axum server answering a fixed Foo; for LIST all (JSON), to the same server answering a fixed body as large as the list):\n"
         );
         header(&mut out, "ceiling");
         for run in &self.runs {
-            let ceiling = run.ceiling.iter().find(|o| o.concurrency == c).map_or("–".into(), |o| thousands(o.per_second));
+            let ceiling = find_ceiling(run, c).map_or("–".into(), |o| thousands(o.per_second));
             let _ = write!(out, "| {} | {} | {ceiling} |", run.backend, thousands(run.objects as f64));
             for (id, _) in &kinds {
                 match find(run, id, c) {
@@ -254,7 +262,7 @@ impl Report {
         let _ = writeln!(out, "\np99 latency in milliseconds at concurrency {c}:\n");
         header(&mut out, "ceiling");
         for run in &self.runs {
-            let ceiling = run.ceiling.iter().find(|o| o.concurrency == c).map_or("–".into(), |o| ms(o.p99_ms));
+            let ceiling = find_ceiling(run, c).map_or("–".into(), |o| ms(o.p99_ms));
             let _ = write!(out, "| {} | {} | {ceiling} |", run.backend, thousands(run.objects as f64));
             for (id, _) in &kinds {
                 match find(run, id, c) {
@@ -292,6 +300,9 @@ impl Report {
         out.push('\n');
         for run in &self.runs {
             let mut rows: Vec<(&str, &str)> = vec![("ceiling", "ceiling (axum, fixed body)")];
+            if run.ceiling.iter().any(|o| o.operation == crate::LIST_CEILING) {
+                rows.push((crate::LIST_CEILING, crate::LIST_CEILING_TITLE));
+            }
             for op in &run.operations {
                 if !rows.iter().any(|(id, _)| *id == op.operation) {
                     rows.push((&op.operation, &op.title));

@@ -184,6 +184,9 @@ impl Work for Fixed {
     fn next(&mut self) -> Option<Request> {
         Some(self.0.clone())
     }
+    fn reads_bodies(&self) -> bool {
+        false
+    }
 }
 
 /// Creates objects `indices` (the initial load), keeping each one's resourceVersion.
@@ -212,6 +215,9 @@ struct Get {
 impl Work for Get {
     fn next(&mut self) -> Option<Request> {
         Some(Request::get(format!("{FOOS}/{}", name(self.rng.below(self.objects)))))
+    }
+    fn reads_bodies(&self) -> bool {
+        false
     }
 }
 
@@ -269,6 +275,9 @@ impl Work for Patch {
         let body = format!(r#"{{"spec":{{"msg":"patch {} by worker {}"}}}}"#, unique(), self.worker);
         let path = format!("{FOOS}/{}", name(self.rng.below(self.objects)));
         Some(Request::with_body(Method::PATCH, path, self.content_type, body))
+    }
+    fn reads_bodies(&self) -> bool {
+        false
     }
 }
 

@@ -72,6 +72,12 @@ impl AppState {
         self
     }
 
+    /// Keeps at most `bytes` of rendered list items for reuse (`--list-cache-bytes`).
+    pub fn with_list_cache_bytes(mut self, bytes: usize) -> Self {
+        self.engine = self.engine.with_list_cache_bytes(bytes);
+        self
+    }
+
     /// Checks every request with `auth`.
     pub fn with_auth(mut self, auth: auth::Auth) -> Self {
         self.auth = Arc::new(auth);

@@ -70,6 +70,10 @@ struct Flags {
     /// for watches and paging); 0 disables compaction by this server.
     #[arg(long, default_value = "5m", value_parser = server::duration::parse_duration)]
     etcd_compaction_interval: std::time::Duration,
+    /// Bytes of rendered list items kept to answer the same LIST again while its objects are
+    /// unchanged (lists of 64 KiB and more; least recently used go first); 0 turns it off.
+    #[arg(long, default_value_t = server::engine::list_cache::DEFAULT_BUDGET)]
+    list_cache_bytes: usize,
     /// Log output format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -368,7 +372,8 @@ async fn run(flags: Flags) -> Result<(), Box<dyn std::error::Error>> {
         }
         StorageKind::Etcd => Arc::new(open_etcd(&flags).await?),
     };
-    let mut state = server::AppState::new(storage).with_auth(auth).with_limits(flags.limits.limits());
+    let mut state =
+        server::AppState::new(storage).with_auth(auth).with_limits(flags.limits.limits()).with_list_cache_bytes(flags.list_cache_bytes);
     if let Some(cluster) = &cluster {
         let namespaces = Arc::new(server::cluster::namespaces::NamespaceLifecycle::new(cluster.client.clone()));
         state = state.with_namespace_admission(namespaces.clone());

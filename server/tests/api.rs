@@ -415,3 +415,77 @@ async fn answers_written_from_stored_bytes_match_the_encoded_ones() {
         }
     }
 }
+
+/// Lists of 64 KiB and more reuse their rendered items while the listed objects are unchanged
+/// (`engine::list_cache`). Every answer must still be what the tree-building path writes, and
+/// must show every write: an update, a deletion, a new object; the list's resourceVersion moves
+/// on even when only another namespace changed.
+#[tokio::test]
+async fn large_lists_show_every_write_and_match_the_encoded_ones() {
+    let api = Api::new();
+    let long = "x".repeat(700);
+    for i in 0..120 {
+        let foo = json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo",
+            "metadata": {"name": format!("big-{i:03}"), "labels": {"half": (i % 2).to_string()}}, "spec": {"msg": long}});
+        let (status, body) = api.call("POST", FOOS, "application/json", Some(foo)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let raw = |uri: String, accept: &'static str| {
+        let app = api.app.clone();
+        async move {
+            let request = Request::get(uri).header("accept", accept).body(Body::empty()).unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let length: Option<usize> = response.headers().get("content-length").map(|v| v.to_str().unwrap().parse().unwrap());
+            let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+            assert_eq!(length, Some(body.len()), "Content-Length");
+            body
+        }
+    };
+    // The compact answer (cached or not) against the `?pretty=true` one, re-encoded compactly.
+    let check = |uri: &'static str| {
+        let raw = &raw;
+        async move {
+            let separator = if uri.contains('?') { '&' } else { '?' };
+            for _ in 0..2 {
+                let compact = raw(uri.to_string(), "application/json").await;
+                let pretty = raw(format!("{uri}{separator}pretty=true"), "application/json").await;
+                let reencoded = serde_json::to_vec(&serde_json::from_slice::<Value>(&pretty).unwrap()).unwrap();
+                assert_eq!(String::from_utf8(compact.clone()).unwrap(), String::from_utf8(reencoded).unwrap(), "{uri}");
+            }
+            serde_json::from_slice::<Value>(&raw(uri.to_string(), "application/json").await).unwrap()
+        }
+    };
+    const HALF: &str = "/apis/hello.zeng.dev/v1/namespaces/default/foos?labelSelector=half%3D0";
+    let list = check(FOOS).await;
+    assert_eq!(names(&list).len(), 120);
+    assert_eq!(names(&check(HALF).await).len(), 60);
+
+    let (status, patched) =
+        api.call("PATCH", &format!("{FOOS}/big-007"), "application/merge-patch+json", Some(json!({"spec": {"msg": "changed"}}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let list = check(FOOS).await;
+    let item = list["items"].as_array().unwrap().iter().find(|i| i["metadata"]["name"] == "big-007").unwrap();
+    assert_eq!(item["spec"]["msg"], "changed");
+    assert_eq!(item["metadata"]["resourceVersion"], patched["metadata"]["resourceVersion"]);
+    assert_eq!(list["metadata"]["resourceVersion"], patched["metadata"]["resourceVersion"]);
+
+    let (status, _) = api.call("DELETE", &format!("{FOOS}/big-000"), "", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let list = check(FOOS).await;
+    assert_eq!(names(&list).len(), 119);
+    assert!(!names(&list).contains(&"big-000".to_string()));
+    assert_eq!(names(&check(HALF).await).len(), 59);
+    api.create("big-new", json!({"half": "0"})).await;
+    assert_eq!(names(&check(HALF).await).len(), 60);
+
+    // A write elsewhere: the same items, a newer list resourceVersion.
+    let before = check(FOOS).await;
+    let other = json!({"apiVersion": "hello.zeng.dev/v1", "kind": "Foo", "metadata": {"name": "elsewhere"}, "spec": {"msg": "hi"}});
+    let (status, created) = api.call("POST", "/apis/hello.zeng.dev/v1/namespaces/other/foos", "application/json", Some(other)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let after = check(FOOS).await;
+    assert_eq!(after["items"], before["items"]);
+    assert_eq!(after["metadata"]["resourceVersion"], created["metadata"]["resourceVersion"]);
+    assert_ne!(after["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"]);
+}

@@ -8,6 +8,7 @@ pub mod cel;
 pub mod conversion;
 mod delete;
 pub mod duplicates;
+pub mod list_cache;
 pub mod namespaces;
 pub mod object;
 mod read;
@@ -44,13 +45,26 @@ pub struct ApiEngine {
     min_request_timeout: std::time::Duration,
     /// Asked before writes into a namespace (aggregated mode); `None`: any namespace will do.
     namespaces: Option<Arc<dyn namespaces::NamespaceAdmission>>,
+    /// Rendered items of recent large lists (`--list-cache-bytes`).
+    list_cache: Arc<list_cache::ListCache>,
 }
 
 impl ApiEngine {
     /// An engine over the given storage.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         cel::warm_up();
-        ApiEngine { storage, min_request_timeout: crate::limits::Limits::default().min_request_timeout, namespaces: None }
+        ApiEngine {
+            storage,
+            min_request_timeout: crate::limits::Limits::default().min_request_timeout,
+            namespaces: None,
+            list_cache: Arc::new(list_cache::ListCache::new(list_cache::DEFAULT_BUDGET)),
+        }
+    }
+
+    /// Keeps at most `bytes` of rendered list items for reuse (`--list-cache-bytes`; 0: none).
+    pub fn with_list_cache_bytes(mut self, bytes: usize) -> Self {
+        self.list_cache = Arc::new(list_cache::ListCache::new(bytes));
+        self
     }
 
     /// Sets `--min-request-timeout`.

@@ -1,15 +1,17 @@
 //! GET of one object and LIST of a collection, with selectors, pagination and every output form.
 
+use super::list_cache;
 use super::object::list_prefix;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::stored_json;
 use super::table::{self, IncludeObject};
 use super::Call;
 use crate::http::negotiate::{Encoding, Negotiated, Shape};
-use crate::http::{bytes_response, respond, ApiError, FieldError, FieldErrorKind};
+use crate::http::{bytes_response, chunks_response, respond, ApiError, FieldError, FieldErrorKind};
 use crate::storage::{KeyValue, ListOptions, Revision};
 use axum::response::Response;
 use base64::Engine as _;
+use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{json, Map, Value};
 
@@ -297,8 +299,8 @@ impl Call {
         let (labels, fields) = self.selectors()?;
         let page = self.read_page(&labels, &fields).await?;
         if self.plain_json(negotiated) {
-            if let Some(body) = self.list_json(&page) {
-                return Ok(bytes_response(StatusCode::OK, body, "application/json"));
+            if let Some(chunks) = self.list_json(&page).await {
+                return Ok(chunks_response(StatusCode::OK, chunks, "application/json"));
             }
         }
         if let (Shape::Table { beta }, Encoding::Json, false) = (negotiated.shape, negotiated.encoding, self.pretty()) {
@@ -390,30 +392,46 @@ impl Call {
         Value::Object(list)
     }
 
-    /// The same list as [`Self::list_object`] encodes to, written from the stored bytes; `None`
-    /// if an object is not in the stored form.
-    fn list_json(&self, page: &Page) -> Option<Vec<u8>> {
+    /// The same list as [`Self::list_object`] encodes to, written from the stored bytes, in
+    /// two pieces: the start of the list with its items (reused from the list cache when the
+    /// same objects were listed before), and the rest; `None` if an object is not in the stored
+    /// form.
+    async fn list_json(&self, page: &Page) -> Option<Vec<Bytes>> {
         let api_version = self.endpoint.api_version();
-        let size: usize = page.items.iter().map(|kv| kv.value.len() + 32).sum();
-        let mut out = Vec::with_capacity(size + 256);
-        out.extend_from_slice(b"{\"apiVersion\":");
-        out.extend_from_slice(stored_json::string(&api_version).as_bytes());
-        out.extend_from_slice(b",\"items\":[");
-        for (i, kv) in page.items.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            if !stored_json::render(&kv.value, &api_version, kv.mod_revision, &mut out) {
-                return None;
-            }
-        }
-        out.extend_from_slice(b"],\"kind\":");
-        out.extend_from_slice(stored_json::string(&self.endpoint.resource().names.list_kind).as_bytes());
-        out.extend_from_slice(b",\"metadata\":");
-        out.extend_from_slice(list_meta(&page.meta).to_string().as_bytes());
-        out.push(b'}');
-        Some(out)
+        let query = list_cache::Query {
+            prefix: list_prefix(self.group(), self.plural(), self.namespace()),
+            label_selector: self.query.get("labelSelector").unwrap_or_default().to_string(),
+            field_selector: self.query.get("fieldSelector").unwrap_or_default().to_string(),
+            api_version,
+        };
+        let items = self.engine.list_cache.items(&query, &page.items, || render_items(&query.api_version, &page.items)).await?;
+        let mut rest = Vec::with_capacity(160);
+        rest.extend_from_slice(b"],\"kind\":");
+        rest.extend_from_slice(stored_json::string(&self.endpoint.resource().names.list_kind).as_bytes());
+        rest.extend_from_slice(b",\"metadata\":");
+        rest.extend_from_slice(list_meta(&page.meta).to_string().as_bytes());
+        rest.push(b'}');
+        Some(vec![items, Bytes::from(rest)])
     }
+}
+
+/// `{"apiVersion":…,"items":[` and the items, from their stored bytes; `None` if one is not in
+/// the stored form.
+fn render_items(api_version: &str, items: &[KeyValue]) -> Option<Vec<u8>> {
+    let size: usize = items.iter().map(|kv| kv.value.len() + 32).sum();
+    let mut out = Vec::with_capacity(size + 64);
+    out.extend_from_slice(b"{\"apiVersion\":");
+    out.extend_from_slice(stored_json::string(api_version).as_bytes());
+    out.extend_from_slice(b",\"items\":[");
+    for (i, kv) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if !stored_json::render(&kv.value, api_version, kv.mod_revision, &mut out) {
+            return None;
+        }
+    }
+    Some(out)
 }
 
 /// `ListMeta` of a custom resource list, keys sorted.

@@ -132,6 +132,47 @@ pub fn bytes_response(status: StatusCode, body: Vec<u8>, content_type: &str) -> 
     response
 }
 
+/// A response whose body is `chunks` one after the other, sent without joining them (shared
+/// bytes, such as a cached list's items, are not copied), with its `Content-Length`.
+pub fn chunks_response(status: StatusCode, chunks: Vec<bytes::Bytes>, content_type: &str) -> Response {
+    let body = Chunks { remaining: chunks.iter().map(|c| c.len() as u64).sum(), chunks: chunks.into() };
+    let mut response = (status, axum::body::Body::new(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json")));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE));
+    response
+}
+
+/// A body of ready chunks of known total length.
+struct Chunks {
+    chunks: std::collections::VecDeque<bytes::Bytes>,
+    remaining: u64,
+}
+
+impl axum::body::HttpBody for Chunks {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        let next = self.chunks.pop_front();
+        if let Some(chunk) = &next {
+            self.remaining -= chunk.len() as u64;
+        }
+        std::task::Poll::Ready(next.map(|chunk| Ok(http_body::Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
 /// The `404 page not found` plain-text answer for paths no route serves, as kube-apiserver's
 /// mux gives.
 pub async fn not_found_fallback() -> Response {
