@@ -456,7 +456,38 @@ async fn large_lists_show_every_write_and_match_the_encoded_ones() {
             serde_json::from_slice::<Value>(&raw(uri.to_string(), "application/json").await).unwrap()
         }
     };
+    // Tables too: compact (cached rows) against pretty, in each form; the rows' messages.
+    let tables = |uri: &'static str| {
+        let raw = &raw;
+        async move {
+            let forms = [
+                ("", "application/json;as=Table;v=v1;g=meta.k8s.io"),
+                ("?includeObject=Object", "application/json;as=Table;v=v1;g=meta.k8s.io"),
+                ("?includeObject=None", "application/json;as=Table;v=v1beta1;g=meta.k8s.io"),
+            ];
+            let mut messages = Vec::new();
+            for (query, accept) in forms {
+                for _ in 0..2 {
+                    // Ages are in whole seconds; a second boundary between the two reads is retried.
+                    for attempt in 0..3 {
+                        let compact = raw(format!("{uri}{query}"), accept).await;
+                        let separator = if query.is_empty() { '?' } else { '&' };
+                        let pretty = raw(format!("{uri}{query}{separator}pretty=true"), accept).await;
+                        let reencoded = serde_json::to_vec(&serde_json::from_slice::<Value>(&pretty).unwrap()).unwrap();
+                        if compact == reencoded || attempt == 2 {
+                            assert_eq!(String::from_utf8(compact).unwrap(), String::from_utf8(reencoded).unwrap(), "{uri}{query}");
+                            break;
+                        }
+                    }
+                }
+                let table: Value = serde_json::from_slice(&raw(format!("{uri}{query}"), accept).await).unwrap();
+                messages = table["rows"].as_array().unwrap().iter().map(|r| r["cells"][1].as_str().unwrap().to_string()).collect();
+            }
+            messages
+        }
+    };
     const HALF: &str = "/apis/hello.zeng.dev/v1/namespaces/default/foos?labelSelector=half%3D0";
+    assert_eq!(tables(FOOS).await.len(), 120);
     let list = check(FOOS).await;
     assert_eq!(names(&list).len(), 120);
     assert_eq!(names(&check(HALF).await).len(), 60);
@@ -469,12 +500,14 @@ async fn large_lists_show_every_write_and_match_the_encoded_ones() {
     assert_eq!(item["spec"]["msg"], "changed");
     assert_eq!(item["metadata"]["resourceVersion"], patched["metadata"]["resourceVersion"]);
     assert_eq!(list["metadata"]["resourceVersion"], patched["metadata"]["resourceVersion"]);
+    assert_eq!(tables(FOOS).await.iter().filter(|m| *m == "changed").count(), 1);
 
     let (status, _) = api.call("DELETE", &format!("{FOOS}/big-000"), "", None).await;
     assert_eq!(status, StatusCode::OK);
     let list = check(FOOS).await;
     assert_eq!(names(&list).len(), 119);
     assert!(!names(&list).contains(&"big-000".to_string()));
+    assert_eq!(tables(FOOS).await.len(), 119);
     assert_eq!(names(&check(HALF).await).len(), 59);
     api.create("big-new", json!({"half": "0"})).await;
     assert_eq!(names(&check(HALF).await).len(), 60);

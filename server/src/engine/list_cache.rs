@@ -1,19 +1,19 @@
-//! The rendered items of recent large LIST answers, reused while the listed objects stay the
-//! same.
+//! The rendered items of recent large LIST answers (JSON items, Table rows), reused while the
+//! listed objects stay the same.
 //!
 //! Writing a LIST's items means rendering every stored object with its `resourceVersion` and
 //! `apiVersion` ([`stored_json::render`](super::stored_json::render)): milliseconds for ten
 //! thousand objects. When the same objects are listed again (controllers re-listing after a
 //! restart, clients polling a collection) those bytes are the same, so they are kept and sent
 //! again. Only the list's own metadata (its resourceVersion, continue token, remaining count) is
-//! written for each answer.
+//! written for each answer, and a Table's ages are printed then ([`table::Rows`]).
 //!
 //! Correctness does not rest on invalidation. An entry remembers the exact sequence of its items'
 //! `(mod_revision, stored length)`. Every storage write changes one key at a new revision, so two
 //! equal sequences name the same stored bytes, and the rendering of stored bytes depends only on
-//! them and the served apiVersion. A LIST reads its items from storage as always and uses an
+//! them and the served form. A LIST reads its items from storage as always and uses an
 //! entry only when the sequences are equal; checking is one pass over integers. Entries are
-//! found by query (apiVersion, key prefix, selectors): a query whose objects changed replaces its
+//! found by query (form, key prefix, selectors): a query whose objects changed replaces its
 //! entry. When several requests need the same rendering at once, one renders and the others wait
 //! for it.
 //!
@@ -21,6 +21,7 @@
 //! smaller than [`MIN_CACHED_BYTES`] are rendered every time, as are lists too large for the
 //! budget. A budget of 0 turns the cache off.
 
+use super::table;
 use crate::storage::{KeyValue, Revision};
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
@@ -36,11 +37,12 @@ pub const MIN_CACHED_BYTES: usize = 64 * 1024;
 /// At most this many entries, whatever their size.
 const MAX_ENTRIES: usize = 32;
 
-/// What identifies a query: the served apiVersion, the storage prefix and the selectors.
+/// What identifies a query: the served form, the storage prefix and the selectors.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Query {
-    /// The apiVersion the items are served in.
-    pub api_version: String,
+    /// What the items are rendered as: the apiVersion they are served in, and for a Table its
+    /// version and `includeObject`.
+    pub form: String,
     /// The storage key prefix listed.
     pub prefix: String,
     /// `labelSelector`, as given.
@@ -56,9 +58,27 @@ fn fingerprint(items: &[KeyValue]) -> Fingerprint {
     items.iter().map(|kv| (kv.mod_revision, kv.value.len())).collect()
 }
 
-/// The rendered items of one list, shared by every answer that uses them; `None` when the
-/// objects were not in the stored form (the caller then takes the decoding path).
-type Rendering = Arc<OnceCell<Option<Bytes>>>;
+/// What is kept of a list.
+#[derive(Debug, Clone)]
+pub enum Cached {
+    /// The start of a JSON list and its items.
+    Json(Bytes),
+    /// A Table's rows.
+    Table(Arc<table::Rows>),
+}
+
+impl Cached {
+    fn size(&self) -> usize {
+        match self {
+            Cached::Json(bytes) => bytes.len(),
+            Cached::Table(rows) => rows.size(),
+        }
+    }
+}
+
+/// The rendering of one list, shared by every answer that uses it; `None` when it could not be
+/// rendered (the caller then takes the decoding path).
+type Rendering = Arc<OnceCell<Option<Cached>>>;
 
 struct Entry {
     query: Query,
@@ -93,19 +113,19 @@ impl ListCache {
         ListCache { budget, entries: Mutex::new(Entries::default()) }
     }
 
-    /// The rendered items of `items` for `query`: from the cache when the same objects were
+    /// The rendering of `items` for `query`: from the cache when the same objects were
     /// rendered for it before, else from `render` (called once however many requests ask at
-    /// the same time). `render` returns `None` when it cannot render the stored bytes.
-    pub async fn items(&self, query: &Query, items: &[KeyValue], render: impl FnOnce() -> Option<Vec<u8>>) -> Option<Bytes> {
+    /// the same time). `render` returns `None` when it cannot render them.
+    pub async fn get(&self, query: &Query, items: &[KeyValue], render: impl FnOnce() -> Option<Cached>) -> Option<Cached> {
         let stored: usize = items.iter().map(|kv| kv.value.len()).sum();
         if self.budget == 0 || stored < MIN_CACHED_BYTES || stored > self.budget {
-            return render().map(Bytes::from);
+            return render();
         }
         let printed = fingerprint(items);
         let (rendering, fingerprint) = self.entry(query, printed);
-        let bytes = rendering.get_or_init(|| async { render().map(Bytes::from) }).await.clone();
-        self.rendered(query, &fingerprint, bytes.as_ref().map_or(0, Bytes::len));
-        bytes
+        let cached = rendering.get_or_init(|| async { render() }).await.clone();
+        self.rendered(query, &fingerprint, cached.as_ref().map_or(0, Cached::size));
+        cached
     }
 
     /// The entry of `query` for these items, made (empty) if there is none.
@@ -174,7 +194,18 @@ mod tests {
     }
 
     fn query(prefix: &str) -> Query {
-        Query { api_version: "v1".into(), prefix: prefix.into(), label_selector: String::new(), field_selector: String::new() }
+        Query { form: "v1".into(), prefix: prefix.into(), label_selector: String::new(), field_selector: String::new() }
+    }
+
+    fn json(text: &str) -> Cached {
+        Cached::Json(Bytes::from(text.to_string()))
+    }
+
+    fn text(cached: Option<Cached>) -> String {
+        match cached {
+            Some(Cached::Json(bytes)) => String::from_utf8(bytes.to_vec()).unwrap(),
+            other => panic!("not JSON: {other:?}"),
+        }
     }
 
     fn big_list(revisions: std::ops::Range<u64>) -> Vec<KeyValue> {
@@ -187,28 +218,28 @@ mod tests {
         let renders = AtomicUsize::new(0);
         let render = |tag: &'static str| {
             renders.fetch_add(1, Ordering::SeqCst);
-            Some(tag.as_bytes().to_vec())
+            Some(json(tag))
         };
         let items = big_list(1..101);
-        assert_eq!(cache.items(&query("/a/"), &items, || render("first")).await.unwrap(), "first");
-        assert_eq!(cache.items(&query("/a/"), &items, || render("second")).await.unwrap(), "first");
+        assert_eq!(text(cache.get(&query("/a/"), &items, || render("first")).await), "first");
+        assert_eq!(text(cache.get(&query("/a/"), &items, || render("second")).await), "first");
         assert_eq!(renders.load(Ordering::SeqCst), 1);
 
         // One object rewritten (a new revision): rendered again, and the old rendering is gone.
         let mut changed = items.clone();
         changed[50].mod_revision = 500;
-        assert_eq!(cache.items(&query("/a/"), &changed, || render("third")).await.unwrap(), "third");
+        assert_eq!(text(cache.get(&query("/a/"), &changed, || render("third")).await), "third");
         // One object deleted.
         let shorter = &items[1..];
-        assert_eq!(cache.items(&query("/a/"), shorter, || render("fourth")).await.unwrap(), "fourth");
+        assert_eq!(text(cache.get(&query("/a/"), shorter, || render("fourth")).await), "fourth");
         // Same revision, other length: not the same bytes.
         let mut resized = items.clone();
         resized[3] = kv("/k/4", 1000, 4);
-        assert_eq!(cache.items(&query("/a/"), &resized, || render("fifth")).await.unwrap(), "fifth");
+        assert_eq!(text(cache.get(&query("/a/"), &resized, || render("fifth")).await), "fifth");
         // Another query with the same objects has its own entry.
-        assert_eq!(cache.items(&query("/b/"), &items, || render("sixth")).await.unwrap(), "sixth");
-        let other_version = Query { api_version: "v2".into(), ..query("/b/") };
-        assert_eq!(cache.items(&other_version, &items, || render("seventh")).await.unwrap(), "seventh");
+        assert_eq!(text(cache.get(&query("/b/"), &items, || render("sixth")).await), "sixth");
+        let other_version = Query { form: "v2".into(), ..query("/b/") };
+        assert_eq!(text(cache.get(&other_version, &items, || render("seventh")).await), "seventh");
         assert_eq!(renders.load(Ordering::SeqCst), 6);
     }
 
@@ -217,17 +248,17 @@ mod tests {
         let renders = AtomicUsize::new(0);
         let render = || {
             renders.fetch_add(1, Ordering::SeqCst);
-            Some(b"r".to_vec())
+            Some(json("r"))
         };
         let cache = ListCache::new(DEFAULT_BUDGET);
         let small = big_list(1..3);
-        cache.items(&query("/a/"), &small, render).await;
-        cache.items(&query("/a/"), &small, render).await;
+        cache.get(&query("/a/"), &small, render).await;
+        cache.get(&query("/a/"), &small, render).await;
         assert_eq!(renders.load(Ordering::SeqCst), 2);
         let off = ListCache::new(0);
         let items = big_list(1..101);
-        off.items(&query("/a/"), &items, render).await;
-        off.items(&query("/a/"), &items, render).await;
+        off.get(&query("/a/"), &items, render).await;
+        off.get(&query("/a/"), &items, render).await;
         assert_eq!(renders.load(Ordering::SeqCst), 4);
         assert_eq!(off.bytes(), 0);
     }
@@ -236,28 +267,28 @@ mod tests {
     async fn a_failed_rendering_is_remembered_as_such() {
         let cache = ListCache::new(DEFAULT_BUDGET);
         let items = big_list(1..101);
-        assert!(cache.items(&query("/a/"), &items, || None).await.is_none());
-        assert!(cache.items(&query("/a/"), &items, || Some(b"never".to_vec())).await.is_none());
+        assert!(cache.get(&query("/a/"), &items, || None).await.is_none());
+        assert!(cache.get(&query("/a/"), &items, || Some(json("never"))).await.is_none());
     }
 
     #[tokio::test]
     async fn the_budget_evicts_the_least_recently_used() {
         // Room for two renderings of 100 KiB.
         let cache = ListCache::new(250 * 1024);
-        let rendering = || Some(vec![b'r'; 100 * 1024]);
+        let rendering = || Some(Cached::Json(Bytes::from(vec![b'r'; 100 * 1024])));
         let items = big_list(1..101);
-        cache.items(&query("/a/"), &items, rendering).await;
-        cache.items(&query("/b/"), &items, rendering).await;
+        cache.get(&query("/a/"), &items, rendering).await;
+        cache.get(&query("/b/"), &items, rendering).await;
         assert_eq!(cache.bytes(), 200 * 1024);
-        cache.items(&query("/a/"), &items, || panic!("/a/ is cached")).await;
-        cache.items(&query("/c/"), &items, rendering).await;
+        cache.get(&query("/a/"), &items, || panic!("/a/ is cached")).await;
+        cache.get(&query("/c/"), &items, rendering).await;
         assert_eq!(cache.bytes(), 200 * 1024);
         // /b/ was the least recently used.
-        cache.items(&query("/a/"), &items, || panic!("/a/ is cached")).await;
-        cache.items(&query("/c/"), &items, || panic!("/c/ is cached")).await;
+        cache.get(&query("/a/"), &items, || panic!("/a/ is cached")).await;
+        cache.get(&query("/c/"), &items, || panic!("/c/ is cached")).await;
         let rendered = AtomicUsize::new(0);
         cache
-            .items(&query("/b/"), &items, || {
+            .get(&query("/b/"), &items, || {
                 rendered.fetch_add(1, Ordering::SeqCst);
                 rendering()
             })
@@ -277,17 +308,17 @@ mod tests {
                 tokio::spawn(async move {
                     gate.wait().await;
                     cache
-                        .items(&query("/a/"), &items, || {
+                        .get(&query("/a/"), &items, || {
                             renders.fetch_add(1, Ordering::SeqCst);
                             std::thread::sleep(std::time::Duration::from_millis(50));
-                            Some(b"once".to_vec())
+                            Some(json("once"))
                         })
                         .await
                 })
             })
             .collect();
         for task in tasks {
-            assert_eq!(task.await.unwrap().unwrap(), "once");
+            assert_eq!(text(task.await.unwrap()), "once");
         }
         assert_eq!(renders.load(Ordering::SeqCst), 1);
     }

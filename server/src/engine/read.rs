@@ -1,6 +1,6 @@
 //! GET of one object and LIST of a collection, with selectors, pagination and every output form.
 
-use super::list_cache;
+use super::list_cache::{self, Cached};
 use super::object::list_prefix;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::stored_json;
@@ -14,6 +14,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 /// kube-apiserver's message for a continue token whose snapshot was compacted.
 const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
@@ -305,7 +306,7 @@ impl Call {
         }
         if let (Shape::Table { beta }, Encoding::Json, false) = (negotiated.shape, negotiated.encoding, self.pretty()) {
             let include = IncludeObject::parse(self.query.get("includeObject")).map_err(ApiError::bad_request)?;
-            let body = self.table_json(&page, include, beta)?;
+            let body = self.table_json(&page, include, beta).await?;
             return Ok(bytes_response(StatusCode::OK, body, "application/json"));
         }
         let objects = self.decode_all(&page.items)?;
@@ -326,55 +327,80 @@ impl Call {
         Ok(respond(StatusCode::OK, &body, negotiated.encoding, self.pretty()))
     }
 
+    /// What the list cache knows this list by, rendered as `form`.
+    fn cache_query(&self, form: String) -> list_cache::Query {
+        list_cache::Query {
+            form,
+            prefix: list_prefix(self.group(), self.plural(), self.namespace()),
+            label_selector: self.query.get("labelSelector").unwrap_or_default().to_string(),
+            field_selector: self.query.get("fieldSelector").unwrap_or_default().to_string(),
+        }
+    }
+
     /// A Table of the page as compact JSON, written without building it as a tree: the same
-    /// bytes as encoding [`table::table`]. Each object is decoded for its cells only; its
-    /// metadata (or the object itself) is written from the stored bytes.
-    fn table_json(&self, page: &Page, include: IncludeObject, beta: bool) -> Result<Vec<u8>, ApiError> {
+    /// bytes as encoding [`table::table`]. The rows, all but their ages, come from the list
+    /// cache when the same objects were listed before.
+    async fn table_json(&self, page: &Page, include: IncludeObject, beta: bool) -> Result<Vec<u8>, ApiError> {
+        let form = format!("Table {} {} {include:?}", self.endpoint.api_version(), table::api_version(beta));
+        let query = self.cache_query(form);
+        let render = || self.table_rows(page, include, beta).ok().map(|rows| Cached::Table(Arc::new(rows)));
+        let rows = match self.engine.list_cache.get(&query, &page.items, render).await {
+            Some(Cached::Table(rows)) => rows,
+            // Not renderable: rendering again gives the error.
+            _ => Arc::new(self.table_rows(page, include, beta)?),
+        };
         let now = chrono::Utc::now();
-        let api_version = self.endpoint.api_version();
         table::table_json(self.endpoint, &typed_list_meta(&page.meta), beta, |out| {
-            for (i, kv) in page.items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                let object = self.decode_stored(kv)?;
-                let cells = table::cells(self.endpoint, &object, now);
-                out.extend_from_slice(br#"{"cells":"#);
-                serde_json::to_writer(&mut *out, &cells).map_err(ApiError::internal)?;
-                let written = match include {
-                    IncludeObject::None => true,
-                    IncludeObject::Metadata => {
-                        out.extend_from_slice(br#","object":"#);
-                        let api = table::api_version(beta);
-                        stored_json::partial_object_metadata(
-                            &kv.value,
-                            api,
-                            kv.mod_revision,
-                            table::META_ORDER,
-                            table::MANAGED_FIELDS_ORDER,
-                            out,
-                        )
-                    }
-                    IncludeObject::Object if self.serves_stored_bytes() => {
-                        out.extend_from_slice(br#","object":"#);
-                        stored_json::render(&kv.value, &api_version, kv.mod_revision, out)
-                    }
-                    IncludeObject::Object => {
-                        out.extend_from_slice(br#","object":"#);
-                        false
-                    }
-                };
-                if !written {
-                    let row = match include {
-                        IncludeObject::Metadata => table::partial_object_metadata(object, beta),
-                        _ => object,
-                    };
-                    serde_json::to_writer(&mut *out, &row).map_err(ApiError::internal)?;
-                }
-                out.push(b'}');
-            }
+            rows.write(now, out);
             Ok(())
         })
+    }
+
+    /// The rows of a Table of the page, ages not yet printed. Each object is decoded for its
+    /// cells only; its metadata (or the object itself) is written from the stored bytes.
+    fn table_rows(&self, page: &Page, include: IncludeObject, beta: bool) -> Result<table::Rows, ApiError> {
+        let api_version = self.endpoint.api_version();
+        let mut rows = table::Rows::default();
+        for (i, kv) in page.items.iter().enumerate() {
+            if i > 0 {
+                rows.text().push(b',');
+            }
+            let object = self.decode_stored(kv)?;
+            rows.open_row(&table::cell_parts(self.endpoint, &object)).map_err(ApiError::internal)?;
+            let out = rows.text();
+            let written = match include {
+                IncludeObject::None => true,
+                IncludeObject::Metadata => {
+                    out.extend_from_slice(br#","object":"#);
+                    let api = table::api_version(beta);
+                    stored_json::partial_object_metadata(
+                        &kv.value,
+                        api,
+                        kv.mod_revision,
+                        table::META_ORDER,
+                        table::MANAGED_FIELDS_ORDER,
+                        out,
+                    )
+                }
+                IncludeObject::Object if self.serves_stored_bytes() => {
+                    out.extend_from_slice(br#","object":"#);
+                    stored_json::render(&kv.value, &api_version, kv.mod_revision, out)
+                }
+                IncludeObject::Object => {
+                    out.extend_from_slice(br#","object":"#);
+                    false
+                }
+            };
+            if !written {
+                let row = match include {
+                    IncludeObject::Metadata => table::partial_object_metadata(object, beta),
+                    _ => object,
+                };
+                serde_json::to_writer(&mut *out, &row).map_err(ApiError::internal)?;
+            }
+            out.push(b'}');
+        }
+        Ok(rows)
     }
 
     /// Decodes stored objects into their served form.
@@ -398,13 +424,9 @@ impl Call {
     /// form.
     async fn list_json(&self, page: &Page) -> Option<Vec<Bytes>> {
         let api_version = self.endpoint.api_version();
-        let query = list_cache::Query {
-            prefix: list_prefix(self.group(), self.plural(), self.namespace()),
-            label_selector: self.query.get("labelSelector").unwrap_or_default().to_string(),
-            field_selector: self.query.get("fieldSelector").unwrap_or_default().to_string(),
-            api_version,
-        };
-        let items = self.engine.list_cache.items(&query, &page.items, || render_items(&query.api_version, &page.items)).await?;
+        let query = self.cache_query(api_version.clone());
+        let render = || render_items(&api_version, &page.items).map(|items| Cached::Json(Bytes::from(items)));
+        let Cached::Json(items) = self.engine.list_cache.get(&query, &page.items, render).await? else { return None };
         let mut rest = Vec::with_capacity(160);
         rest.extend_from_slice(b"],\"kind\":");
         rest.extend_from_slice(stored_json::string(&self.endpoint.resource().names.list_kind).as_bytes());

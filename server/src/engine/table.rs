@@ -54,17 +54,100 @@ pub fn column_definitions(endpoint: &Endpoint) -> Vec<Value> {
 /// The cells of an object's row: its name, then each column's value (or its age, when the
 /// spec declares no columns).
 pub fn cells(endpoint: &Endpoint, object: &Value, now: chrono::DateTime<chrono::Utc>) -> Vec<Value> {
+    cell_parts(endpoint, object).into_iter().map(|cell| cell.at(now)).collect()
+}
+
+/// A cell before the time of the answer is known.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// A value that does not depend on the time.
+    Ready(Value),
+    /// A date column's value: printed as the age of this instant when the answer is written.
+    Age(chrono::DateTime<chrono::Utc>),
+}
+
+impl Cell {
+    /// The cell as printed at `now`.
+    pub fn at(self, now: chrono::DateTime<chrono::Utc>) -> Value {
+        match self {
+            Cell::Ready(value) => value,
+            Cell::Age(instant) => Value::String(human_duration(now.signed_duration_since(instant))),
+        }
+    }
+}
+
+/// The cells of an object's row, ages not yet printed.
+pub fn cell_parts(endpoint: &Endpoint, object: &Value) -> Vec<Cell> {
     let name = object.get("metadata").and_then(|m| m.get("name")).cloned().unwrap_or(Value::Null);
-    let mut cells = vec![name];
+    let mut cells = vec![Cell::Ready(name)];
     let printer_columns = &endpoint.version().printer_columns;
     if printer_columns.is_empty() {
         let created = object.get("metadata").and_then(|m| m.get("creationTimestamp")).cloned().unwrap_or(Value::Null);
-        cells.push(cell("date", created, now));
+        cells.push(cell("date", created));
     }
     for (column, value) in printer_columns.iter().zip((endpoint.table_cells)(object)) {
-        cells.push(cell(&column.column_type, value, now));
+        cells.push(cell(&column.column_type, value));
     }
     cells
+}
+
+/// Table rows written ahead of time but for their ages: the bytes of the rows, and where each
+/// age goes. Ages are printed when an answer is written ([`Rows::write`]), so rows can be kept
+/// and written again later (`engine::list_cache`).
+#[derive(Debug, Default)]
+pub struct Rows {
+    text: Vec<u8>,
+    ages: Vec<(usize, chrono::DateTime<chrono::Utc>)>,
+}
+
+impl Rows {
+    /// The bytes written so far, to append to.
+    pub fn text(&mut self) -> &mut Vec<u8> {
+        &mut self.text
+    }
+
+    /// Appends a cell: its JSON, or a place for its age.
+    pub fn cell(&mut self, cell: &Cell) -> serde_json::Result<()> {
+        match cell {
+            Cell::Ready(value) => serde_json::to_writer(&mut self.text, value),
+            Cell::Age(instant) => {
+                self.ages.push((self.text.len(), *instant));
+                Ok(())
+            }
+        }
+    }
+
+    /// Appends `{"cells":[…]` for `cells` (the row stays open for its object and `}`).
+    pub fn open_row(&mut self, cells: &[Cell]) -> serde_json::Result<()> {
+        self.text.extend_from_slice(br#"{"cells":["#);
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                self.text.push(b',');
+            }
+            self.cell(cell)?;
+        }
+        self.text.push(b']');
+        Ok(())
+    }
+
+    /// Writes the rows with their ages at `now`.
+    pub fn write(&self, now: chrono::DateTime<chrono::Utc>, out: &mut Vec<u8>) {
+        out.reserve(self.text.len() + self.ages.len() * 8);
+        let mut at = 0;
+        for (position, instant) in &self.ages {
+            out.extend_from_slice(&self.text[at..*position]);
+            out.push(b'"');
+            out.extend_from_slice(human_duration(now.signed_duration_since(*instant)).as_bytes());
+            out.push(b'"');
+            at = *position;
+        }
+        out.extend_from_slice(&self.text[at..]);
+    }
+
+    /// Bytes held.
+    pub fn size(&self) -> usize {
+        self.text.len() + self.ages.len() * std::mem::size_of::<(usize, chrono::DateTime<chrono::Utc>)>()
+    }
 }
 
 /// One row for an object; the object (or its metadata) moves into the row.
@@ -160,8 +243,8 @@ pub fn partial_object_metadata(object: Value, beta: bool) -> Value {
 /// A column's cell from the first JSONPath result, as kube-apiserver types it: strings print the
 /// value as Go's jsonpath does, numbers and booleans must have the column's type (else the cell
 /// is empty), dates become ages.
-fn cell(column_type: &str, value: Value, now: chrono::DateTime<chrono::Utc>) -> Value {
-    match (column_type, value) {
+fn cell(column_type: &str, value: Value) -> Cell {
+    Cell::Ready(match (column_type, value) {
         (_, Value::Null) => Value::Null,
         ("string", v) => Value::String(go_print(&v)),
         ("integer", Value::Number(n)) => {
@@ -169,9 +252,9 @@ fn cell(column_type: &str, value: Value, now: chrono::DateTime<chrono::Utc>) -> 
         }
         ("number", Value::Number(n)) => n.as_f64().map(Value::from).unwrap_or(Value::Null),
         ("boolean", v @ Value::Bool(_)) => v,
-        ("date", v) => age_cell(&v, now),
+        ("date", v) => return age_cell(&v),
         _ => Value::Null,
-    }
+    })
 }
 
 /// How Go's jsonpath printer writes a value: strings bare, lists as `[a b]`, maps as
@@ -191,14 +274,15 @@ fn go_print(v: &Value) -> String {
     }
 }
 
-fn age_cell(value: &Value, now: chrono::DateTime<chrono::Utc>) -> Value {
+/// A date column's cell: an age when the value is an RFC 3339 time, `<invalid>` for another
+/// string, null otherwise.
+fn age_cell(value: &Value) -> Cell {
     match value {
-        Value::Null => Value::Null,
         Value::String(s) => match chrono::DateTime::parse_from_rfc3339(s) {
-            Ok(t) => Value::String(human_duration(now.signed_duration_since(t.with_timezone(&chrono::Utc)))),
-            Err(_) => Value::String("<invalid>".into()),
+            Ok(t) => Cell::Age(t.with_timezone(&chrono::Utc)),
+            Err(_) => Cell::Ready(Value::String("<invalid>".into())),
         },
-        _ => Value::Null,
+        _ => Cell::Ready(Value::Null),
     }
 }
 
@@ -252,6 +336,7 @@ mod tests {
     #[test]
     fn cells_typed_like_kube_apiserver() {
         let now = chrono::Utc::now();
+        let cell = |column_type: &str, value: Value, now| super::cell(column_type, value).at(now);
         assert_eq!(cell("string", serde_json::json!({"b": [1, "x"], "a": true}), now), Value::String("map[a:true b:[1 x]]".into()));
         assert_eq!(cell("string", serde_json::json!(3), now), Value::String("3".into()));
         assert_eq!(cell("integer", serde_json::json!(3.0), now), serde_json::json!(3));
@@ -259,6 +344,25 @@ mod tests {
         assert_eq!(cell("boolean", serde_json::json!(true), now), serde_json::json!(true));
         assert_eq!(cell("date", serde_json::json!("yesterday"), now), Value::String("<invalid>".into()));
         assert_eq!(cell("date", Value::Null, now), Value::Null);
+        let an_hour_ago = (now - TimeDelta::hours(1)).to_rfc3339();
+        assert_eq!(cell("date", serde_json::json!(an_hour_ago), now), Value::String("60m".into()));
+    }
+
+    #[test]
+    fn rows_print_their_ages_when_written() {
+        let then = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        let mut rows = Rows::default();
+        rows.open_row(&[Cell::Ready(Value::String("a".into())), Cell::Age(then), Cell::Ready(serde_json::json!(7))]).unwrap();
+        rows.text().push(b'}');
+        rows.text().push(b',');
+        rows.open_row(&[Cell::Age(then)]).unwrap();
+        rows.text().push(b'}');
+        let mut out = Vec::new();
+        rows.write(then + TimeDelta::seconds(5), &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"cells":["a","5s",7]},{"cells":["5s"]}"#);
+        let mut later = Vec::new();
+        rows.write(then + TimeDelta::minutes(3), &mut later);
+        assert_eq!(String::from_utf8(later).unwrap(), r#"{"cells":["a","3m",7]},{"cells":["3m"]}"#);
     }
 
     #[test]
