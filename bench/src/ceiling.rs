@@ -77,6 +77,9 @@ impl Ceiling {
                     let serve = async move {
                         loop {
                             let Ok((stream, _)) = listener.accept().await else { continue };
+                            // As the apiserver does: without it, the last segment of a large
+                            // answer waits for the client's delayed ACK (about 40 ms).
+                            let _ = stream.set_nodelay(true);
                             let acceptor = acceptor.clone();
                             let app = app.clone();
                             tokio::spawn(async move {

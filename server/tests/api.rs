@@ -438,7 +438,11 @@ async fn large_lists_show_every_write_and_match_the_encoded_ones() {
             assert_eq!(response.status(), StatusCode::OK);
             let length: Option<usize> = response.headers().get("content-length").map(|v| v.to_str().unwrap().parse().unwrap());
             let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
-            assert_eq!(length, Some(body.len()), "Content-Length");
+            // JSON lists say their length; compact Tables are written in pieces as they are sent.
+            if let Some(length) = length {
+                assert_eq!(length, body.len(), "Content-Length");
+            }
+            assert!(length.is_some() || accept.contains("as=Table"), "no Content-Length");
             body
         }
     };

@@ -7,7 +7,7 @@ use super::stored_json;
 use super::table::{self, IncludeObject};
 use super::Call;
 use crate::http::negotiate::{Encoding, Negotiated, Shape};
-use crate::http::{bytes_response, chunks_response, respond, ApiError, FieldError, FieldErrorKind};
+use crate::http::{bytes_response, chunks_response, respond, stream_response, ApiError, FieldError, FieldErrorKind};
 use crate::storage::{KeyValue, ListOptions, Revision};
 use axum::response::Response;
 use base64::Engine as _;
@@ -306,8 +306,7 @@ impl Call {
         }
         if let (Shape::Table { beta }, Encoding::Json, false) = (negotiated.shape, negotiated.encoding, self.pretty()) {
             let include = IncludeObject::parse(self.query.get("includeObject")).map_err(ApiError::bad_request)?;
-            let body = self.table_json(&page, include, beta).await?;
-            return Ok(bytes_response(StatusCode::OK, body, "application/json"));
+            return self.table_json(&page, include, beta).await;
         }
         let objects = self.decode_all(&page.items)?;
         let body = match negotiated.shape {
@@ -340,7 +339,7 @@ impl Call {
     /// A Table of the page as compact JSON, written without building it as a tree: the same
     /// bytes as encoding [`table::table`]. The rows, all but their ages, come from the list
     /// cache when the same objects were listed before.
-    async fn table_json(&self, page: &Page, include: IncludeObject, beta: bool) -> Result<Vec<u8>, ApiError> {
+    async fn table_json(&self, page: &Page, include: IncludeObject, beta: bool) -> Result<Response, ApiError> {
         let form = format!("Table {} {} {include:?}", self.endpoint.api_version(), table::api_version(beta));
         let query = self.cache_query(form);
         let render = || self.table_rows(page, include, beta).ok().map(|rows| Cached::Table(Arc::new(rows)));
@@ -349,11 +348,10 @@ impl Call {
             // Not renderable: rendering again gives the error.
             _ => Arc::new(self.table_rows(page, include, beta)?),
         };
-        let now = chrono::Utc::now();
-        table::table_json(self.endpoint, &typed_list_meta(&page.meta), beta, |out| {
-            rows.write(now, out);
-            Ok(())
-        })
+        let head = Bytes::from(table::table_head(self.endpoint, &typed_list_meta(&page.meta), beta));
+        let pieces =
+            std::iter::once(head).chain(rows.pieces(chrono::Utc::now(), TABLE_PIECE)).chain(std::iter::once(Bytes::from_static(b"]}")));
+        Ok(stream_response(StatusCode::OK, pieces, "application/json"))
     }
 
     /// The rows of a Table of the page, ages not yet printed. Each object is decoded for its
@@ -436,6 +434,9 @@ impl Call {
         Some(vec![items, Bytes::from(rest)])
     }
 }
+
+/// The size of the pieces a Table answer is written in.
+const TABLE_PIECE: usize = 256 * 1024;
 
 /// `{"apiVersion":…,"items":[` and the items, from their stored bytes; `None` if one is not in
 /// the stored form.

@@ -144,6 +144,32 @@ impl Rows {
         out.extend_from_slice(&self.text[at..]);
     }
 
+    /// The rows with their ages at `now`, in pieces of about `piece` bytes, written as they
+    /// are taken (a large Table is never whole in memory).
+    pub fn pieces(self: std::sync::Arc<Self>, now: chrono::DateTime<chrono::Utc>, piece: usize) -> impl Iterator<Item = bytes::Bytes> {
+        let (mut at, mut age) = (0, 0);
+        std::iter::from_fn(move || {
+            if at == self.text.len() && age == self.ages.len() {
+                return None;
+            }
+            let mut out = Vec::with_capacity(piece + 32);
+            while out.len() < piece && (at < self.text.len() || age < self.ages.len()) {
+                let boundary = self.ages.get(age).map_or(self.text.len(), |(position, _)| *position);
+                let end = boundary.min(at + (piece - out.len()));
+                out.extend_from_slice(&self.text[at..end]);
+                at = end;
+                if let Some((position, instant)) = self.ages.get(age).filter(|(position, _)| *position == at) {
+                    debug_assert_eq!(*position, at);
+                    out.push(b'"');
+                    out.extend_from_slice(human_duration(now.signed_duration_since(*instant)).as_bytes());
+                    out.push(b'"');
+                    age += 1;
+                }
+            }
+            Some(bytes::Bytes::from(out))
+        })
+    }
+
     /// Bytes held.
     pub fn size(&self) -> usize {
         self.text.len() + self.ages.len() * std::mem::size_of::<(usize, chrono::DateTime<chrono::Utc>)>()
@@ -172,14 +198,9 @@ pub fn table(endpoint: &Endpoint, rows: Vec<Value>, list_meta: Value, beta: bool
     json!({"kind": "Table", "apiVersion": api_version(beta), "metadata": list_meta, "columnDefinitions": column_definitions(endpoint), "rows": rows})
 }
 
-/// The bytes [`table`] encodes to, around rows already encoded: `write_rows` appends them,
-/// separated by commas.
-pub fn table_json<E>(
-    endpoint: &Endpoint,
-    list_meta: &Value,
-    beta: bool,
-    write_rows: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-) -> Result<Vec<u8>, E> {
+/// The start of the bytes [`table`] encodes to, up to its first row: rows follow, separated by
+/// commas, then `]}`.
+pub fn table_head(endpoint: &Endpoint, list_meta: &Value, beta: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(4096);
     out.extend_from_slice(br#"{"kind":"Table","apiVersion":""#);
     out.extend_from_slice(api_version(beta).as_bytes());
@@ -188,9 +209,7 @@ pub fn table_json<E>(
     out.extend_from_slice(br#","columnDefinitions":"#);
     out.extend_from_slice(Value::Array(column_definitions(endpoint)).to_string().as_bytes());
     out.extend_from_slice(br#","rows":["#);
-    write_rows(&mut out)?;
-    out.extend_from_slice(b"]}");
-    Ok(out)
+    out
 }
 
 /// `meta.k8s.io`'s version for Table and PartialObjectMetadata.
@@ -363,6 +382,11 @@ mod tests {
         let mut later = Vec::new();
         rows.write(then + TimeDelta::minutes(3), &mut later);
         assert_eq!(String::from_utf8(later).unwrap(), r#"{"cells":["a","3m",7]},{"cells":["3m"]}"#);
+        let rows = std::sync::Arc::new(rows);
+        for piece in [1, 2, 5, 1000] {
+            let joined: Vec<u8> = rows.clone().pieces(then + TimeDelta::minutes(3), piece).flat_map(|b| b.to_vec()).collect();
+            assert_eq!(joined, later, "pieces of {piece}");
+        }
     }
 
     #[test]

@@ -125,7 +125,11 @@ pub fn respond(status: StatusCode, value: &Value, encoding: Encoding, pretty: bo
 
 /// A response with a ready body.
 pub fn bytes_response(status: StatusCode, body: Vec<u8>, content_type: &str) -> Response {
-    let mut response = (status, body).into_response();
+    with_type((status, body).into_response(), content_type)
+}
+
+/// `response` with its `Content-Type` and `Cache-Control: no-cache, private`.
+fn with_type(mut response: Response, content_type: &str) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json")));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE));
@@ -136,11 +140,15 @@ pub fn bytes_response(status: StatusCode, body: Vec<u8>, content_type: &str) -> 
 /// bytes, such as a cached list's items, are not copied), with its `Content-Length`.
 pub fn chunks_response(status: StatusCode, chunks: Vec<bytes::Bytes>, content_type: &str) -> Response {
     let body = Chunks { remaining: chunks.iter().map(|c| c.len() as u64).sum(), chunks: chunks.into() };
-    let mut response = (status, axum::body::Body::new(body)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json")));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_CACHE));
-    response
+    with_type((status, axum::body::Body::new(body)).into_response(), content_type)
+}
+
+/// A response whose body is the pieces `pieces` yields, taken as the connection can send them
+/// (its length is not known ahead, so HTTP/1.1 sends it chunked, as kube-apiserver does with
+/// large answers).
+pub fn stream_response(status: StatusCode, pieces: impl Iterator<Item = bytes::Bytes> + Send + 'static, content_type: &str) -> Response {
+    let body = futures::stream::iter(pieces.map(Ok::<_, std::convert::Infallible>));
+    with_type((status, axum::body::Body::from_stream(body)).into_response(), content_type)
 }
 
 /// A body of ready chunks of known total length.
