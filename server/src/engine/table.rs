@@ -381,7 +381,7 @@ mod tests {
         assert_eq!(String::from_utf8(out).unwrap(), r#"{"cells":["a","5s",7]},{"cells":["5s"]}"#);
         let mut later = Vec::new();
         rows.write(then + TimeDelta::minutes(3), &mut later);
-        assert_eq!(String::from_utf8(later).unwrap(), r#"{"cells":["a","3m",7]},{"cells":["3m"]}"#);
+        assert_eq!(String::from_utf8(later.clone()).unwrap(), r#"{"cells":["a","3m",7]},{"cells":["3m"]}"#);
         let rows = std::sync::Arc::new(rows);
         for piece in [1, 2, 5, 1000] {
             let joined: Vec<u8> = rows.clone().pieces(then + TimeDelta::minutes(3), piece).flat_map(|b| b.to_vec()).collect();
