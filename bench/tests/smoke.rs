@@ -27,7 +27,11 @@ async fn harness_runs_end_to_end_with_50_objects() {
     assert!(report.object_json_bytes > 100, "a stored Foo has some JSON: {}", report.object_json_bytes);
     for run in &report.runs {
         assert_eq!(run.load.objects, 50);
-        assert_eq!(run.ceiling.len(), 2);
+        // Both ceilings (a Foo, and a body as large as the list) at both concurrencies.
+        assert_eq!(run.ceiling.len(), 4);
+        let list_ceiling = run.ceiling.iter().find(|o| o.operation == bench::LIST_CEILING).expect("a LIST-sized ceiling");
+        let list = run.operations.iter().find(|o| o.operation == "list").unwrap();
+        assert_eq!(list_ceiling.mean_response_bytes, list.mean_response_bytes, "the LIST-sized ceiling answers the list's bytes");
         assert_eq!(run.operations.len(), bench::scenarios::Op::ALL.len() * 2, "every kind at every concurrency");
         for op in &run.operations {
             assert_eq!(op.errors, 0, "{} {} c={}: {:?}", run.backend, op.operation, op.concurrency, op.first_error);
@@ -48,6 +52,7 @@ async fn harness_runs_end_to_end_with_50_objects() {
     let out = tempfile::tempdir().unwrap();
     let markdown = bench::write_results(&report, out.path()).expect("results are written");
     assert!(markdown.contains("| memory | 50 | GET one |"), "{markdown}");
+    assert!(markdown.contains("| memory | 50 | ceiling, LIST-sized body (axum) |"), "{markdown}");
     let svg = std::fs::read_to_string(out.path().join("latest.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("Throughput"), "an SVG chart");
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("latest.json")).unwrap()).unwrap();

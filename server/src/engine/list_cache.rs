@@ -124,7 +124,9 @@ impl ListCache {
         let printed = fingerprint(items);
         let (rendering, fingerprint) = self.entry(query, printed);
         let cached = rendering.get_or_init(|| async { render() }).await.clone();
-        self.rendered(query, &fingerprint, cached.as_ref().map_or(0, Cached::size));
+        // The fingerprint is held as long as the rendering, and counts against the budget.
+        let held = std::mem::size_of_val(fingerprint.as_slice()) + cached.as_ref().map_or(0, Cached::size);
+        self.rendered(query, &fingerprint, held);
         cached
     }
 
@@ -178,7 +180,7 @@ impl ListCache {
         }
     }
 
-    /// Bytes held by finished renderings (for tests and metrics).
+    /// Bytes held by finished renderings and their fingerprints (for tests and metrics).
     pub fn bytes(&self) -> usize {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).list.iter().map(|e| e.size).sum()
     }
@@ -279,10 +281,10 @@ mod tests {
         let items = big_list(1..101);
         cache.get(&query("/a/"), &items, rendering).await;
         cache.get(&query("/b/"), &items, rendering).await;
-        assert_eq!(cache.bytes(), 200 * 1024);
+        assert_eq!(cache.bytes(), 2 * (100 * 1024 + 100 * 16));
         cache.get(&query("/a/"), &items, || panic!("/a/ is cached")).await;
         cache.get(&query("/c/"), &items, rendering).await;
-        assert_eq!(cache.bytes(), 200 * 1024);
+        assert_eq!(cache.bytes(), 2 * (100 * 1024 + 100 * 16));
         // /b/ was the least recently used.
         cache.get(&query("/a/"), &items, || panic!("/a/ is cached")).await;
         cache.get(&query("/c/"), &items, || panic!("/c/ is cached")).await;
