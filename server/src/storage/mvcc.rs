@@ -149,8 +149,17 @@ impl State {
         self.keys.get(key).and_then(|vs| vs.last()).filter(|v| v.value.is_some()).map(|v| v.key_value(key))
     }
 
-    /// Keys starting with `prefix`, in key order, at one snapshot.
+    /// Keys starting with `prefix`, in key order, at one snapshot, counting the rest of the
+    /// range (what [`Shared::list`] must agree with).
+    #[cfg(test)]
     pub fn list(&self, prefix: &str, options: &ListOptions) -> Result<ListResult> {
+        self.list_knowing(prefix, options, None)
+    }
+
+    /// [`State::list`], told how many live keys follow `options.start_after` in the range at
+    /// the snapshot (`after_start`, known from the page before): then the walk stops at the
+    /// limit instead of counting the rest.
+    fn list_knowing(&self, prefix: &str, options: &ListOptions, after_start: Option<usize>) -> Result<ListResult> {
         let revision = match options.revision {
             None | Some(0) => self.revision,
             Some(r) if r < self.oldest => return Err(Error::Compacted { oldest: self.oldest }),
@@ -172,6 +181,9 @@ impl State {
             if let Some(v) = version {
                 if items.len() < limit {
                     items.push(v.key_value(key));
+                } else if let Some(total) = after_start {
+                    remaining = total.saturating_sub(items.len());
+                    break;
                 } else {
                     remaining += 1;
                 }
@@ -328,12 +340,44 @@ fn compaction_of(versions: &[Version], revision: Revision) -> (usize, bool) {
 pub(crate) struct Shared {
     state: Mutex<State>,
     sender: broadcast::Sender<Event>,
+    remaining: Mutex<RemainingCounts>,
+}
+
+/// How many live keys follow the last key of recent list pages, at their snapshot: the next
+/// page of the same walk starts there, so it need not count the rest of the range again (a
+/// snapshot never changes, and one compacted away fails before this is read). Paging through
+/// N keys then costs O(N) in all instead of O(N) per page.
+#[derive(Default)]
+struct RemainingCounts {
+    entries: std::collections::HashMap<(String, Revision, String), usize>,
+    order: VecDeque<(String, Revision, String)>,
+}
+
+/// Pages remembered at most (oldest forgotten first).
+const REMAINING_COUNTS: usize = 1024;
+
+impl RemainingCounts {
+    fn get(&self, prefix: &str, revision: Revision, after: &str) -> Option<usize> {
+        self.entries.get(&(prefix.to_string(), revision, after.to_string())).copied()
+    }
+
+    fn insert(&mut self, prefix: &str, revision: Revision, last: &str, remaining: usize) {
+        let key = (prefix.to_string(), revision, last.to_string());
+        if self.entries.insert(key.clone(), remaining).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > REMAINING_COUNTS {
+            if let Some(old) = self.order.pop_front() {
+                self.entries.remove(&old);
+            }
+        }
+    }
 }
 
 impl Shared {
     pub fn new(state: State) -> Self {
         let (sender, _) = broadcast::channel(WATCH_BUFFER);
-        Shared { state: Mutex::new(state), sender }
+        Shared { state: Mutex::new(state), sender, remaining: Mutex::default() }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
@@ -354,7 +398,22 @@ impl Shared {
     }
 
     pub fn list(&self, prefix: &str, options: &ListOptions) -> Result<ListResult> {
-        self.lock().list(prefix, options)
+        let counts = || self.remaining.lock().unwrap_or_else(|e| e.into_inner());
+        let state = self.lock();
+        let revision = match options.revision {
+            None | Some(0) => state.revision,
+            Some(r) => r,
+        };
+        let known = match &options.start_after {
+            Some(after) if after.as_str() >= prefix => counts().get(prefix, revision, after),
+            _ => None,
+        };
+        let result = state.list_knowing(prefix, options, known)?;
+        drop(state);
+        if let (true, Some(last)) = (result.remaining > 0, result.items.last()) {
+            counts().insert(prefix, result.revision, &last.key, result.remaining);
+        }
+        Ok(result)
     }
 
     pub fn current_revision(&self) -> Revision {
@@ -421,6 +480,43 @@ mod tests {
         let event = Write::Delete { key: key.into(), expected: None }.check(current.as_ref(), state.revision() + 1).unwrap();
         state.apply(event.clone());
         event
+    }
+
+    /// Pages after the first take their remaining count from the page before; every page must
+    /// still say what a full count at its snapshot says, while writes go on between pages.
+    #[test]
+    fn pages_count_what_remains_as_a_full_walk_does() {
+        let mut state = State::default();
+        for i in 0..50 {
+            put(&mut state, &format!("/p/{i:03}"), "v");
+        }
+        put(&mut state, "/q/after-the-prefix", "v");
+        delete(&mut state, "/p/010");
+        let shared = Shared::new(state);
+        let snapshot = shared.current_revision();
+        let mut after: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let options = ListOptions { start_after: after.clone(), limit: Some(7), revision: Some(snapshot) };
+            let page = shared.list("/p/", &options).unwrap();
+            let full = shared.lock().list("/p/", &options).unwrap();
+            assert_eq!(page.remaining, full.remaining, "page {pages}");
+            assert_eq!(page.items, full.items, "page {pages}");
+            pages += 1;
+            // Writes after the snapshot, inside and outside the range, change nothing it lists.
+            let mut state = shared.lock();
+            put(&mut state, &format!("/p/{:03}", 100 + pages), "new");
+            delete(&mut state, &format!("/p/{:03}", 40 + pages));
+            put(&mut state, "/p/000", "changed");
+            drop(state);
+            match page.items.last() {
+                Some(last) if page.remaining > 0 => after = Some(last.key.clone()),
+                _ => break,
+            }
+        }
+        assert_eq!(pages, 7, "49 keys in pages of 7");
+        // The memo was used: its counts are there for each page but the last.
+        assert_eq!(shared.remaining.lock().unwrap().entries.len(), 6);
     }
 
     #[test]
