@@ -48,6 +48,42 @@ impl Api {
         self.call("GET", uri, "", None).await
     }
 
+    /// The body of a 200 GET of `uri` as `accept`. A `Content-Length`, when given, is the body's
+    /// length; only compact Tables, written in pieces as they are sent, go without one.
+    async fn raw(&self, uri: &str, accept: &str) -> Vec<u8> {
+        let request = Request::get(uri).header("accept", accept).body(Body::empty()).unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+        let length: Option<usize> = response.headers().get("content-length").map(|v| v.to_str().unwrap().parse().unwrap());
+        let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        if let Some(length) = length {
+            assert_eq!(length, body.len(), "Content-Length of {uri}");
+        }
+        assert!(length.is_some() || accept.contains("as=Table"), "no Content-Length for {uri}");
+        body
+    }
+
+    /// Asserts that the compact answer to `uri` as `accept` (written from the stored bytes, or
+    /// kept by the list cache) is the `?pretty=true` one (built as a tree) re-encoded compactly,
+    /// key order included; returns the compact body. A Table's ages are in whole seconds, so a
+    /// second boundary between its two reads is retried, twice at most.
+    async fn compact_matches_pretty(&self, uri: &str, accept: &str) -> Vec<u8> {
+        let separator = if uri.contains('?') { '&' } else { '?' };
+        let attempts = if accept.contains("as=Table") { 3 } else { 1 };
+        for attempt in 1..=attempts {
+            let compact = self.raw(uri, accept).await;
+            let pretty = self.raw(&format!("{uri}{separator}pretty=true"), accept).await;
+            let reencoded = serde_json::to_vec(&serde_json::from_slice::<Value>(&pretty).unwrap()).unwrap();
+            if compact == reencoded {
+                return compact;
+            }
+            if attempt == attempts {
+                assert_eq!(String::from_utf8(compact).unwrap(), String::from_utf8(reencoded).unwrap(), "{uri} as {accept}");
+            }
+        }
+        unreachable!("the last attempt returns or fails")
+    }
+
     /// Opens a watch and returns a stream of parsed events.
     async fn watch(&self, uri: &str) -> impl futures::Stream<Item = Value> {
         let response = self.app.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
@@ -378,15 +414,6 @@ async fn answers_written_from_stored_bytes_match_the_encoded_ones() {
     let patch = json!({"metadata": {"finalizers": ["example.com/keep"], "annotations": {"note": "é}{]["}}, "spec": {"msg1": "second"}});
     let (status, _) = api.call("PATCH", &format!("{FOOS}/labelled?fieldManager=other"), "application/merge-patch+json", Some(patch)).await;
     assert_eq!(status, StatusCode::OK);
-    let raw = |uri: String, accept: &'static str| {
-        let app = api.app.clone();
-        async move {
-            let request = Request::get(uri).header("accept", accept).body(Body::empty()).unwrap();
-            let response = app.oneshot(request).await.unwrap();
-            assert_eq!(response.status(), StatusCode::OK);
-            response.into_body().collect().await.unwrap().to_bytes().to_vec()
-        }
-    };
     let table = "application/json;as=Table;v=v1;g=meta.k8s.io";
     let table_beta = "application/json;as=Table;v=v1beta1;g=meta.k8s.io";
     let cases = [
@@ -400,19 +427,7 @@ async fn answers_written_from_stored_bytes_match_the_encoded_ones() {
         (format!("{FOOS}?labelSelector=app%3Dx"), table),
     ];
     for (uri, accept) in cases {
-        let separator = if uri.contains('?') { '&' } else { '?' };
-        // Ages are in whole seconds; a second boundary between the two reads is retried.
-        let mut attempts = 0;
-        loop {
-            let compact = raw(uri.clone(), accept).await;
-            let pretty = raw(format!("{uri}{separator}pretty=true"), accept).await;
-            let reencoded = serde_json::to_vec(&serde_json::from_slice::<Value>(&pretty).unwrap()).unwrap();
-            if compact == reencoded || attempts == 2 {
-                assert_eq!(String::from_utf8(compact).unwrap(), String::from_utf8(reencoded).unwrap(), "{uri} as {accept}");
-                break;
-            }
-            attempts += 1;
-        }
+        api.compact_matches_pretty(&uri, accept).await;
     }
 }
 
@@ -430,39 +445,17 @@ async fn large_lists_show_every_write_and_match_the_encoded_ones() {
         let (status, body) = api.call("POST", FOOS, "application/json", Some(foo)).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
-    let raw = |uri: String, accept: &'static str| {
-        let app = api.app.clone();
-        async move {
-            let request = Request::get(uri).header("accept", accept).body(Body::empty()).unwrap();
-            let response = app.oneshot(request).await.unwrap();
-            assert_eq!(response.status(), StatusCode::OK);
-            let length: Option<usize> = response.headers().get("content-length").map(|v| v.to_str().unwrap().parse().unwrap());
-            let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
-            // JSON lists say their length; compact Tables are written in pieces as they are sent.
-            if let Some(length) = length {
-                assert_eq!(length, body.len(), "Content-Length");
-            }
-            assert!(length.is_some() || accept.contains("as=Table"), "no Content-Length");
-            body
-        }
-    };
-    // The compact answer (cached or not) against the `?pretty=true` one, re-encoded compactly.
+    // JSON lists (compact from the cache the second time) against the tree-building path.
     let check = |uri: &'static str| {
-        let raw = &raw;
+        let api = &api;
         async move {
-            let separator = if uri.contains('?') { '&' } else { '?' };
-            for _ in 0..2 {
-                let compact = raw(uri.to_string(), "application/json").await;
-                let pretty = raw(format!("{uri}{separator}pretty=true"), "application/json").await;
-                let reencoded = serde_json::to_vec(&serde_json::from_slice::<Value>(&pretty).unwrap()).unwrap();
-                assert_eq!(String::from_utf8(compact.clone()).unwrap(), String::from_utf8(reencoded).unwrap(), "{uri}");
-            }
-            serde_json::from_slice::<Value>(&raw(uri.to_string(), "application/json").await).unwrap()
+            api.compact_matches_pretty(uri, "application/json").await;
+            serde_json::from_slice::<Value>(&api.compact_matches_pretty(uri, "application/json").await).unwrap()
         }
     };
-    // Tables too: compact (cached rows) against pretty, in each form; the rows' messages.
+    // Tables too, in each form; returns the rows' messages.
     let tables = |uri: &'static str| {
-        let raw = &raw;
+        let api = &api;
         async move {
             let forms = [
                 ("", "application/json;as=Table;v=v1;g=meta.k8s.io"),
@@ -471,20 +464,9 @@ async fn large_lists_show_every_write_and_match_the_encoded_ones() {
             ];
             let mut messages = Vec::new();
             for (query, accept) in forms {
-                for _ in 0..2 {
-                    // Ages are in whole seconds; a second boundary between the two reads is retried.
-                    for attempt in 0..3 {
-                        let compact = raw(format!("{uri}{query}"), accept).await;
-                        let separator = if query.is_empty() { '?' } else { '&' };
-                        let pretty = raw(format!("{uri}{query}{separator}pretty=true"), accept).await;
-                        let reencoded = serde_json::to_vec(&serde_json::from_slice::<Value>(&pretty).unwrap()).unwrap();
-                        if compact == reencoded || attempt == 2 {
-                            assert_eq!(String::from_utf8(compact).unwrap(), String::from_utf8(reencoded).unwrap(), "{uri}{query}");
-                            break;
-                        }
-                    }
-                }
-                let table: Value = serde_json::from_slice(&raw(format!("{uri}{query}"), accept).await).unwrap();
+                let uri = format!("{uri}{query}");
+                api.compact_matches_pretty(&uri, accept).await;
+                let table: Value = serde_json::from_slice(&api.compact_matches_pretty(&uri, accept).await).unwrap();
                 messages = table["rows"].as_array().unwrap().iter().map(|r| r["cells"][1].as_str().unwrap().to_string()).collect();
             }
             messages
