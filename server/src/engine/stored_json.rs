@@ -149,17 +149,11 @@ impl<'a> Renderer<'a, '_> {
         self.out.push(b'{');
         let (mut saw_api_version, mut saw_metadata) = (false, false);
         let mut first = true;
-        loop {
-            if self.c.peek()? == b'}' {
-                self.c.at += 1;
-                break;
-            }
+        while let Some(key) = self.c.next_key(first)? {
             if !first {
-                self.c.expect(b',')?;
                 self.out.push(b',');
             }
             first = false;
-            let key = self.c.key()?;
             write_key(self.out, key);
             match key {
                 b"apiVersion" => {
@@ -202,15 +196,9 @@ impl<'a> Renderer<'a, '_> {
             out.extend_from_slice(revision.to_string().as_bytes());
             out.push(b'"');
         };
-        loop {
-            if self.c.peek()? == b'}' {
-                self.c.at += 1;
-                break;
-            }
-            if !first {
-                self.c.expect(b',')?;
-            }
-            let key = self.c.key()?;
+        let mut first_in = true;
+        while let Some(key) = self.c.next_key(first_in)? {
+            first_in = false;
             if key == FIELD {
                 self.c.skip_value()?;
                 if !written {
@@ -276,6 +264,19 @@ impl<'a> Cursor<'a> {
                 _ => return None,
             }
         }
+    }
+
+    /// The next key of the object being read, after the comma unless it is the `first`;
+    /// `Some(None)` past the object's closing brace.
+    fn next_key(&mut self, first: bool) -> Option<Option<&'a [u8]>> {
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(None);
+        }
+        if !first {
+            self.expect(b',')?;
+        }
+        self.key().map(Some)
     }
 
     fn peek(&self) -> Option<u8> {

@@ -92,7 +92,7 @@ pub fn cell_parts(endpoint: &Endpoint, object: &Value) -> Vec<Cell> {
 }
 
 /// Table rows written ahead of time but for their ages: the bytes of the rows, and where each
-/// age goes. Ages are printed when an answer is written ([`Rows::write`]), so rows can be kept
+/// age goes. Ages are printed when an answer is written ([`Rows::pieces`]), so rows can be kept
 /// and written again later (`engine::list_cache`).
 #[derive(Debug, Default)]
 pub struct Rows {
@@ -128,20 +128,6 @@ impl Rows {
         }
         self.text.push(b']');
         Ok(())
-    }
-
-    /// Writes the rows with their ages at `now`.
-    pub fn write(&self, now: chrono::DateTime<chrono::Utc>, out: &mut Vec<u8>) {
-        out.reserve(self.text.len() + self.ages.len() * 8);
-        let mut at = 0;
-        for (position, instant) in &self.ages {
-            out.extend_from_slice(&self.text[at..*position]);
-            out.push(b'"');
-            out.extend_from_slice(human_duration(now.signed_duration_since(*instant)).as_bytes());
-            out.push(b'"');
-            at = *position;
-        }
-        out.extend_from_slice(&self.text[at..]);
     }
 
     /// The rows with their ages at `now`, in pieces of about `piece` bytes, written as they
@@ -376,16 +362,12 @@ mod tests {
         rows.text().push(b',');
         rows.open_row(&[Cell::Age(then)]).unwrap();
         rows.text().push(b'}');
-        let mut out = Vec::new();
-        rows.write(then + TimeDelta::seconds(5), &mut out);
-        assert_eq!(String::from_utf8(out).unwrap(), r#"{"cells":["a","5s",7]},{"cells":["5s"]}"#);
-        let mut later = Vec::new();
-        rows.write(then + TimeDelta::minutes(3), &mut later);
-        assert_eq!(String::from_utf8(later.clone()).unwrap(), r#"{"cells":["a","3m",7]},{"cells":["3m"]}"#);
         let rows = std::sync::Arc::new(rows);
+        let written = |now, piece| String::from_utf8(rows.clone().pieces(now, piece).flat_map(|b| b.to_vec()).collect()).unwrap();
+        assert_eq!(written(then + TimeDelta::seconds(5), 1000), r#"{"cells":["a","5s",7]},{"cells":["5s"]}"#);
+        // Pieces of any size join into the same bytes.
         for piece in [1, 2, 5, 1000] {
-            let joined: Vec<u8> = rows.clone().pieces(then + TimeDelta::minutes(3), piece).flat_map(|b| b.to_vec()).collect();
-            assert_eq!(joined, later, "pieces of {piece}");
+            assert_eq!(written(then + TimeDelta::minutes(3), piece), r#"{"cells":["a","3m",7]},{"cells":["3m"]}"#, "pieces of {piece}");
         }
     }
 
