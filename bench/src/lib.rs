@@ -101,6 +101,29 @@ pub const LIST_CEILING: &str = "ceiling_list";
 /// Its title in tables.
 pub const LIST_CEILING_TITLE: &str = "ceiling, LIST-sized body (axum)";
 
+/// Measures a ceiling server at every concurrency. `names` are the result's id and title and
+/// the name in progress lines. Returns the results and the throughput per concurrency.
+async fn measure_ceiling(
+    endpoint: &client::Endpoint,
+    (id, title, name): (&str, &str, &str),
+    config: &Config,
+    progress: &Progress,
+    label: &str,
+) -> Result<(Vec<report::OpResult>, HashMap<usize, f64>), String> {
+    let mut results = Vec::new();
+    let mut rate = HashMap::new();
+    for &c in &config.concurrency {
+        progress.phase(format!("{label} {name} c={c}"), None);
+        let workers = (0..c).map(|_| scenarios::Fixed(client::Request::get("/"))).collect();
+        let (s, _) = measure::run(endpoint, workers, config.duration, progress).await?;
+        rate.insert(c, s.per_second());
+        let result = scenarios::op_result(id, title, c, &s, None);
+        progress.line(format!("{label} {name} c={c}: {}", summary(&result)));
+        results.push(result);
+    }
+    Ok((results, rate))
+}
+
 /// Runs every backend at every size and returns the report.
 pub async fn run(config: &Config) -> Result<Report, String> {
     let progress = Progress::new(config.quiet);
@@ -174,17 +197,8 @@ async fn run_one(
         *ceiling = Some(Ceiling::start(sample.clone())?);
     }
     let ceiling_endpoint = ceiling.as_ref().expect("started").endpoint.clone();
-    let mut ceiling_results = Vec::new();
-    let mut ceiling_rate = HashMap::new();
-    for &c in &config.concurrency {
-        progress.phase(format!("{label} ceiling c={c}"), None);
-        let workers = (0..c).map(|_| scenarios::Fixed(client::Request::get("/"))).collect();
-        let (s, _) = measure::run(&ceiling_endpoint, workers, config.duration, progress).await?;
-        ceiling_rate.insert(c, s.per_second());
-        let result = scenarios::op_result("ceiling", "ceiling (axum, fixed body)", c, &s, None);
-        progress.line(format!("{label} ceiling c={c}: {}", summary(&result)));
-        ceiling_results.push(result);
-    }
+    let (mut ceiling_results, ceiling_rate) =
+        measure_ceiling(&ceiling_endpoint, ("ceiling", "ceiling (axum, fixed body)", "ceiling"), config, progress, &label).await?;
 
     // For LIST all (JSON), a second ceiling answers with the bytes of the whole list: what
     // sending that many bytes over TLS costs on this machine, with no work behind it.
@@ -195,15 +209,10 @@ async fn run_one(
             return Err(format!("listing the loaded objects: {}", list.describe()));
         }
         let list_ceiling = Ceiling::start(list.body)?;
-        for &c in &config.concurrency {
-            progress.phase(format!("{label} ceiling (LIST-sized body) c={c}"), None);
-            let workers = (0..c).map(|_| scenarios::Fixed(client::Request::get("/"))).collect();
-            let (s, _) = measure::run(&list_ceiling.endpoint, workers, config.duration, progress).await?;
-            list_ceiling_rate.insert(c, s.per_second());
-            let result = scenarios::op_result(LIST_CEILING, LIST_CEILING_TITLE, c, &s, None);
-            progress.line(format!("{label} ceiling (LIST-sized body) c={c}: {}", summary(&result)));
-            ceiling_results.push(result);
-        }
+        let names = (LIST_CEILING, LIST_CEILING_TITLE, "ceiling (LIST-sized body)");
+        let (results, rate) = measure_ceiling(&list_ceiling.endpoint, names, config, progress, &label).await?;
+        ceiling_results.extend(results);
+        list_ceiling_rate = rate;
     }
 
     let mut operations = Vec::new();
